@@ -1,0 +1,66 @@
+-- migrate:up
+
+-- PostgREST's role model. Roles are cluster-wide, so each is created only if
+-- absent: the same migration runs on a fresh local cluster, on a cluster where
+-- another database already created them, and on Neon, where the migration role
+-- (neondb_owner) has CREATEROLE but is not a superuser.
+do $$
+begin
+  if not exists (select from pg_roles where rolname = 'anon') then
+    create role anon nologin noinherit;
+  end if;
+
+  if not exists (select from pg_roles where rolname = 'authenticated') then
+    create role authenticated nologin noinherit;
+  end if;
+
+  -- The gateway logs in as authenticator. NOINHERIT: it holds no privileges of
+  -- its own and gets those of anon or authenticated only after SET ROLE.
+  if not exists (select from pg_roles where rolname = 'authenticator') then
+    create role authenticator login noinherit;
+  end if;
+
+  -- Owns the one SECURITY DEFINER function that may look past row-level
+  -- security to tell "another user's task" (403) from "no such task" (404).
+  -- Nobody logs in as it and no reachable role is a member of it.
+  if not exists (select from pg_roles where rolname = 'task_probe') then
+    create role task_probe nologin noinherit;
+  end if;
+end
+$$;
+
+-- Re-asserted on every run so a role that pre-existed with other attributes
+-- is brought back to least privilege.
+alter role anon nologin nosuperuser nobypassrls nocreatedb nocreaterole;
+alter role authenticated nologin nosuperuser nobypassrls nocreatedb nocreaterole;
+alter role authenticator login noinherit nosuperuser nobypassrls nocreatedb nocreaterole;
+alter role task_probe nologin nosuperuser nobypassrls nocreatedb nocreaterole;
+
+-- Timestamps reach the gateway as text in UTC; transaction-local settings
+-- (set per request) are the fallback for poolers that reset sessions.
+alter role authenticator set timezone = 'UTC';
+
+grant anon to authenticator;
+grant authenticated to authenticator;
+
+-- A non-superuser migration role (Neon's neondb_owner) needs membership in
+-- task_probe to hand it ownership of a function.
+grant task_probe to current_user;
+
+-- migrate:down
+
+-- Roles are shared by every database in the cluster: drop each only if no
+-- other database still depends on it.
+do $$
+declare
+  role_name text;
+begin
+  foreach role_name in array array['task_probe', 'authenticator', 'authenticated', 'anon'] loop
+    begin
+      execute format('drop role if exists %I', role_name);
+    exception when dependent_objects_still_exist then
+      raise notice 'role % kept: objects in another database depend on it', role_name;
+    end;
+  end loop;
+end
+$$;

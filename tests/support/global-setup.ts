@@ -1,0 +1,50 @@
+// Gives the whole test run one freshly migrated database: a new database in
+// the PostgreSQL at TEST_DATABASE_URL (an owner/superuser URL), or, by
+// default, in an embedded cluster started in a temporary directory.
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import pg from 'pg';
+import type { TestProject } from 'vitest/node';
+import { startEmbeddedCluster, type EmbeddedCluster } from '../../src/db/embedded-cluster.js';
+import { prepareDatabase, withDatabase } from '../../src/db/database.js';
+
+declare module 'vitest' {
+  export interface ProvidedContext {
+    ownerUrl: string;
+    appUrl: string;
+    serverUrl: string;
+  }
+}
+
+export default async function setup(project: TestProject) {
+  let cluster: EmbeddedCluster | undefined;
+  let tempDir: string | undefined;
+  let serverUrl = process.env.TEST_DATABASE_URL;
+  if (!serverUrl) {
+    tempDir = await mkdtemp(path.join(tmpdir(), 'task-api-test-'));
+    cluster = await startEmbeddedCluster({
+      clusterDir: path.join(tempDir, 'pg'),
+      logFile: path.join(tempDir, 'postgres.log'),
+    });
+    serverUrl = cluster.superuserUrl;
+  }
+
+  const databaseName = `task_api_test_${randomBytes(4).toString('hex')}`;
+  const ownerUrl = withDatabase(serverUrl, databaseName);
+  const appUrl = await prepareDatabase(ownerUrl, 'authenticator-test-password');
+
+  project.provide('ownerUrl', ownerUrl);
+  project.provide('appUrl', appUrl);
+  project.provide('serverUrl', serverUrl);
+
+  return async () => {
+    const admin = new pg.Client({ connectionString: serverUrl });
+    await admin.connect();
+    await admin.query(`drop database if exists ${admin.escapeIdentifier(databaseName)} with (force)`);
+    await admin.end();
+    await cluster?.stop();
+    if (tempDir) await rm(tempDir, { recursive: true, force: true });
+  };
+}
