@@ -1,0 +1,111 @@
+// Builds the Fastify application: error handling, CORS, OpenAPI, health and
+// the two task route families. Knows nothing about where the pool comes from.
+import cors from '@fastify/cors';
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import Fastify, { type FastifyInstance } from 'fastify';
+import { randomUUID } from 'node:crypto';
+import type pg from 'pg';
+import type { TokenVerifier } from './auth/token-verifier.js';
+import { toProblem } from './http/error-mapping.js';
+import { ProblemError, sendProblem } from './http/problem.js';
+import { healthRoutes } from './http/routes/health.js';
+import { taskRoutes } from './http/routes/tasks.js';
+import { sharedSchemas } from './http/schemas.js';
+
+export interface AppOptions {
+  pool: pg.Pool;
+  verify: TokenVerifier;
+  corsOrigins: string[];
+  preparedStatements: boolean;
+  statementTimeoutMs: number;
+  logLevel?: string;
+  /** Pino destination for tests; defaults to stdout. */
+  logStream?: NodeJS.WritableStream;
+}
+
+export const BODY_LIMIT_BYTES = 64 * 1024;
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
+  const app = Fastify({
+    logger: {
+      level: options.logLevel ?? 'info',
+      redact: { paths: ['req.headers.authorization', 'req.headers.cookie'], remove: true },
+      ...(options.logStream ? { stream: options.logStream } : {}),
+    },
+    bodyLimit: BODY_LIMIT_BYTES,
+    // Reuse a caller's X-Request-Id when it is sane, so logs correlate across services.
+    requestIdHeader: 'x-request-id',
+    genReqId: () => randomUUID(),
+    return503OnClosing: true,
+    ajv: {
+      // Strict bodies: unknown fields are errors, never silently dropped, and
+      // "true" is not a boolean.
+      customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false, allErrors: true },
+    },
+  });
+
+  app.addHook('onRequest', async (request, reply) => {
+    const id = REQUEST_ID.test(request.id) ? request.id : randomUUID();
+    reply.header('X-Request-Id', id);
+  });
+
+  // Only application/json bodies are accepted (Fastify also parses text/plain by default).
+  app.removeContentTypeParser('text/plain');
+
+  for (const schema of sharedSchemas) app.addSchema(schema);
+
+  app.setErrorHandler(async (error, request, reply) => {
+    const problem = toProblem(error);
+    if (problem) {
+      if (problem.kind === 'unavailable') request.log.warn({ err: error }, 'dependency unavailable');
+      return sendProblem(reply, problem);
+    }
+    request.log.error({ err: error }, 'unexpected error');
+    return sendProblem(reply, new ProblemError('internal', 'Something went wrong on our side; the request id identifies it in our logs.'));
+  });
+
+  app.setNotFoundHandler(async (request, reply) =>
+    sendProblem(reply, new ProblemError('notFound', `No route ${request.method} ${request.url.split('?')[0]}.`)),
+  );
+
+  await app.register(cors, {
+    origin: options.corsOrigins.length ? options.corsOrigins : false,
+    methods: ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'],
+    allowedHeaders: ['Authorization', 'Content-Type', 'If-Match', 'Idempotency-Key', 'X-Request-Id'],
+    exposedHeaders: ['ETag', 'Location', 'Idempotent-Replayed', 'Retry-After', 'X-Request-Id', 'WWW-Authenticate'],
+    maxAge: 600,
+  });
+
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: {
+        title: 'Task API',
+        version: '1.0.0',
+        description:
+          'Tasks that belong to exactly one user, isolated by PostgreSQL row-level security. ' +
+          'Every route under /api/{user_id}/tasks... is also served as /api/tasks..., where the owner is the token subject.',
+      },
+      components: {
+        securitySchemes: { bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } },
+      },
+    },
+    refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => String(json.$id ?? `def-${i}`) },
+  });
+  await app.register(swaggerUi, { routePrefix: '/docs' });
+  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+
+  await app.register(healthRoutes, { pool: options.pool });
+  const taskOptions = {
+    pool: options.pool,
+    verify: options.verify,
+    preparedStatements: options.preparedStatements,
+    statementTimeoutMs: options.statementTimeoutMs,
+  };
+  await app.register(taskRoutes, { ...taskOptions, prefix: '/api' });
+  await app.register(taskRoutes, { ...taskOptions, prefix: '/api/:user_id' });
+
+  return app;
+}

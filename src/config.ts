@@ -1,0 +1,144 @@
+// The process's configuration, read once from the environment and validated
+// up front: a misconfigured server refuses to start with a message naming the
+// variable, rather than failing on the first request.
+
+export interface PoolSettings {
+  /** Most connections the gateway opens. */
+  max: number;
+  /** How long opening a connection may take (Neon cold starts take seconds). */
+  connectTimeoutMs: number;
+  /** How long a request may wait for a free connection. */
+  acquireTimeoutMs: number;
+  /** Longest a statement may run before PostgreSQL cancels it. */
+  statementTimeoutMs: number;
+}
+
+export interface Config {
+  port: number;
+  host: string;
+  /** Unset: embedded PostgreSQL in dataDir. */
+  databaseUrl?: string;
+  dataDir: string;
+  jwtSecret?: string;
+  jwksUrl?: string;
+  jwtIssuer?: string;
+  jwtAudience?: string[];
+  jwtClockToleranceSeconds: number;
+  corsOrigins: string[];
+  maxTasksPerUser: number;
+  pool: PoolSettings;
+  logLevel: string;
+  metrics: boolean;
+  /** Use named prepared statements (off behind transaction-mode poolers that cannot keep them). */
+  preparedStatements: boolean;
+}
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`invalid configuration:\n  - ${problems.join('\n  - ')}`);
+  }
+}
+
+type Env = Record<string, string | undefined>;
+
+function text(env: Env, name: string): string | undefined {
+  const value = env[name]?.trim();
+  return value ? value : undefined;
+}
+
+function integer(env: Env, name: string, fallback: number, min: number, max: number, problems: string[]) {
+  const raw = text(env, name);
+  if (raw === undefined) return fallback;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < min || value > max) {
+    problems.push(`${name} must be a whole number from ${min} to ${max} (got "${raw}")`);
+    return fallback;
+  }
+  return value;
+}
+
+function flag(env: Env, name: string, fallback: boolean, problems: string[]) {
+  const raw = text(env, name)?.toLowerCase();
+  if (raw === undefined) return fallback;
+  if (['1', 'true', 'yes', 'on'].includes(raw)) return true;
+  if (['0', 'false', 'no', 'off'].includes(raw)) return false;
+  problems.push(`${name} must be true or false (got "${raw}")`);
+  return fallback;
+}
+
+function list(env: Env, name: string): string[] {
+  return (text(env, name) ?? '').split(',').map((item) => item.trim()).filter(Boolean);
+}
+
+export function loadConfig(env: Env = process.env): Config {
+  const problems: string[] = [];
+
+  const databaseUrl = text(env, 'DATABASE_URL');
+  if (databaseUrl) {
+    try {
+      const protocol = new URL(databaseUrl).protocol;
+      if (protocol !== 'postgres:' && protocol !== 'postgresql:') {
+        problems.push('DATABASE_URL must be a postgres:// or postgresql:// URL');
+      }
+    } catch {
+      problems.push('DATABASE_URL is not a valid URL');
+    }
+  }
+
+  const jwtSecret = text(env, 'JWT_SECRET');
+  if (jwtSecret !== undefined && Buffer.byteLength(jwtSecret) < 32) {
+    problems.push('JWT_SECRET must be at least 32 bytes (HS256 needs a key as long as its hash)');
+  }
+
+  const jwksUrl = text(env, 'JWKS_URL');
+  if (jwksUrl !== undefined) {
+    try {
+      const { protocol } = new URL(jwksUrl);
+      if (protocol !== 'https:' && protocol !== 'http:') problems.push('JWKS_URL must be an http(s) URL');
+    } catch {
+      problems.push('JWKS_URL is not a valid URL');
+    }
+  }
+
+  if (databaseUrl && !jwtSecret && !jwksUrl) {
+    problems.push(
+      'DATABASE_URL is set but neither JWT_SECRET nor JWKS_URL is: refusing to start without a way to verify tokens',
+    );
+  }
+
+  const corsOrigins = list(env, 'CORS_ORIGINS');
+  for (const origin of corsOrigins) {
+    try {
+      if (new URL(origin).origin !== origin) problems.push(`CORS_ORIGINS entry "${origin}" must be a bare origin like https://app.example.com`);
+    } catch {
+      problems.push(`CORS_ORIGINS entry "${origin}" is not a URL`);
+    }
+  }
+
+  const audience = list(env, 'JWT_AUDIENCE');
+  const config: Config = {
+    port: integer(env, 'PORT', 8000, 0, 65535, problems),
+    host: text(env, 'HOST') ?? '127.0.0.1',
+    databaseUrl,
+    dataDir: text(env, 'DATA_DIR') ?? './.data',
+    jwtSecret,
+    jwksUrl,
+    jwtIssuer: text(env, 'JWT_ISSUER'),
+    jwtAudience: audience.length ? audience : undefined,
+    jwtClockToleranceSeconds: integer(env, 'JWT_CLOCK_TOLERANCE', 5, 0, 300, problems),
+    corsOrigins,
+    maxTasksPerUser: integer(env, 'MAX_TASKS_PER_USER', 10_000, 1, 10_000_000, problems),
+    pool: {
+      max: integer(env, 'DB_POOL_MAX', 10, 1, 1000, problems),
+      connectTimeoutMs: integer(env, 'DB_CONNECT_TIMEOUT_MS', 10_000, 100, 120_000, problems),
+      acquireTimeoutMs: integer(env, 'DB_ACQUIRE_TIMEOUT_MS', 15_000, 100, 120_000, problems),
+      statementTimeoutMs: integer(env, 'DB_STATEMENT_TIMEOUT_MS', 5_000, 100, 600_000, problems),
+    },
+    logLevel: text(env, 'LOG_LEVEL') ?? 'info',
+    metrics: flag(env, 'METRICS', false, problems),
+    preparedStatements: flag(env, 'DB_PREPARED_STATEMENTS', true, problems),
+  };
+
+  if (problems.length) throw new ConfigError(problems);
+  return config;
+}

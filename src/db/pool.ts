@@ -1,0 +1,46 @@
+// The gateway's connection pool (role authenticator) and how PostgreSQL
+// values are turned into JSON-ready values.
+import pg from 'pg';
+import type { PoolSettings } from '../config.js';
+
+const TIMESTAMPTZ_OID = 1184;
+const UTC_TIMESTAMP = /^(\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d)(?:\.(\d{1,6}))?\+00$/;
+
+/**
+ * timestamptz as RFC 3339 UTC text with milliseconds, e.g.
+ * 2026-11-27T13:00:00.000Z. The session time zone is UTC (set on the role and
+ * per transaction), so this is string surgery rather than Date parsing.
+ */
+export function timestampToRfc3339(value: string): string {
+  const match = UTC_TIMESTAMP.exec(value);
+  if (!match) return new Date(value).toISOString();
+  const fraction = (match[3] ?? '').padEnd(3, '0').slice(0, 3);
+  return `${match[1]}T${match[2]}.${fraction}Z`;
+}
+
+const types = {
+  getTypeParser(oid: number, format?: 'text' | 'binary') {
+    if (oid === TIMESTAMPTZ_OID) return timestampToRfc3339;
+    return pg.types.getTypeParser(oid, format);
+  },
+};
+
+export function createPool(connectionString: string, settings: PoolSettings): pg.Pool {
+  const pool = new pg.Pool({
+    connectionString,
+    max: settings.max,
+    connectionTimeoutMillis: settings.acquireTimeoutMs,
+    idleTimeoutMillis: 30_000,
+    // The server-side statement_timeout is set per transaction (start-up
+    // parameters do not survive transaction-mode poolers); this client-side
+    // limit catches a server that stops answering altogether.
+    query_timeout: settings.statementTimeoutMs + 2_000,
+    application_name: 'task-api',
+    keepAlive: true,
+    types,
+  });
+  // A connection that dies while idle in the pool must not crash the process;
+  // the pool discards it and the next request opens a fresh one.
+  pool.on('error', () => {});
+  return pool;
+}

@@ -1,0 +1,148 @@
+// Turns what can go wrong — database errors, Fastify's body handling, schema
+// validation — into problem details. SQLSTATEs map as PostgREST maps them.
+import type { FastifyError } from 'fastify';
+import { InvalidTokenError, KeySourceUnavailableError } from '../auth/token-verifier.js';
+import { ProblemError, RETRY_AFTER_SECONDS, type FieldError } from './problem.js';
+import { DESCRIPTION_MAX, TITLE_MAX } from './schemas.js';
+
+interface DatabaseError {
+  code?: string;
+  constraint?: string;
+  column?: string;
+  message: string;
+}
+
+const CONSTRAINT_FIELDS: Record<string, FieldError> = {
+  tasks_title_length: { field: 'title', reason: `must be 1–${TITLE_MAX} characters after trimming white space` },
+  tasks_title_trimmed: { field: 'title', reason: 'must not start or end with white space' },
+  tasks_description_length: { field: 'description', reason: `must be at most ${DESCRIPTION_MAX} characters` },
+};
+
+/** Errors that mean "the database could not be reached or stopped answering". */
+function isUnavailable(error: DatabaseError & { errno?: unknown }): boolean {
+  const code = error.code ?? '';
+  if (code.startsWith('08')) return true; // connection exceptions
+  if (['57P01', '57P02', '57P03', '53300', '57014', '53000', '58000'].includes(code)) return true;
+  if (['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EHOSTUNREACH', 'EAI_AGAIN'].includes(code)) {
+    return true;
+  }
+  // node-postgres reports pool and connection failures without a code.
+  return /timeout|terminated|connection|Connection|ECONNREFUSED|closed|not queryable/.test(error.message) && !code;
+}
+
+export function unavailable(detail = 'The database is unavailable; retry shortly.'): ProblemError {
+  return new ProblemError('unavailable', detail, { headers: { 'Retry-After': RETRY_AFTER_SECONDS } });
+}
+
+export function fromDatabaseError(error: DatabaseError): ProblemError | undefined {
+  switch (error.code) {
+    case '42501':
+      return new ProblemError('forbidden', 'This task belongs to another user.');
+    case 'PT404':
+      return new ProblemError('notFound', 'No task with this id.');
+    case 'PT412':
+      return new ProblemError('preconditionFailed', 'The task has changed since the ETag in If-Match; fetch it again.');
+    case 'PT409':
+      return new ProblemError('taskLimit', error.message);
+    case '23514': {
+      const field = CONSTRAINT_FIELDS[error.constraint ?? ''];
+      return new ProblemError('validation', 'The task is not valid.', {
+        errors: [field ?? { field: 'body', reason: 'violates a constraint' }],
+      });
+    }
+    case '23502':
+      return new ProblemError('validation', 'The task is not valid.', {
+        errors: [{ field: error.column ?? 'body', reason: 'must not be null' }],
+      });
+    case '22023':
+    case '22P02':
+      return new ProblemError('validation', 'The request is not valid.', {
+        errors: [{ field: 'body', reason: error.message }],
+      });
+  }
+  if (isUnavailable(error)) return unavailable();
+  return undefined;
+}
+
+interface AjvError {
+  keyword: string;
+  instancePath: string;
+  params: Record<string, unknown>;
+  message?: string;
+}
+
+function fieldOf(error: AjvError): string {
+  if (error.keyword === 'required') return String(error.params.missingProperty);
+  if (error.keyword === 'additionalProperties') return String(error.params.additionalProperty);
+  const path = error.instancePath.replace(/^\//, '').replace(/\//g, '.');
+  return path || 'body';
+}
+
+function reasonOf(error: AjvError): string {
+  switch (error.keyword) {
+    case 'required':
+      return 'is required';
+    case 'additionalProperties':
+      return 'is not a field of this request';
+    case 'type': {
+      const types = [error.params.type].flat().map(String);
+      if (types.includes('object')) return 'must be a JSON object';
+      return `must be ${types.map((t) => (t === 'null' ? 'null' : `a ${t}`)).join(' or ')}`;
+    }
+    case 'minLength':
+      return 'must not be empty';
+    case 'maxLength':
+      return `must be at most ${error.params.limit} characters`;
+    case 'minProperties':
+      return 'must contain at least one of title, description, completed';
+    default:
+      return error.message ?? 'is not valid';
+  }
+}
+
+export function fromValidation(errors: AjvError[]): ProblemError {
+  const seen = new Set<string>();
+  const fieldErrors: FieldError[] = [];
+  for (const error of errors) {
+    const fieldError = { field: fieldOf(error), reason: reasonOf(error) };
+    const key = `${fieldError.field}:${fieldError.reason}`;
+    if (!seen.has(key)) fieldErrors.push(fieldError);
+    seen.add(key);
+  }
+  return new ProblemError('validation', 'The request body is not valid.', { errors: fieldErrors });
+}
+
+/** Everything the error handler can meet, as a problem; undefined means a 500. */
+export function toProblem(error: unknown): ProblemError | undefined {
+  if (error instanceof ProblemError) return error;
+  if (error instanceof InvalidTokenError) {
+    return new ProblemError('unauthorized', error.message, {
+      headers: {
+        'WWW-Authenticate': error.tokenPresent
+          ? `Bearer error="invalid_token", error_description="${error.message.replace(/"/g, "'")}"`
+          : 'Bearer',
+      },
+    });
+  }
+  if (error instanceof KeySourceUnavailableError) {
+    return unavailable('The keys needed to verify the token could not be fetched; retry shortly.');
+  }
+
+  const fastifyError = error as FastifyError & { validation?: AjvError[] };
+  if (fastifyError.validation) return fromValidation(fastifyError.validation);
+  switch (fastifyError.code) {
+    case 'FST_ERR_CTP_INVALID_JSON_BODY':
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+      return new ProblemError('malformedJson', 'The request body is not valid JSON.');
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return new ProblemError('bodyTooLarge', 'The request body is larger than 64 KiB.');
+    case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
+      return new ProblemError('malformedJson', 'The request body does not match its Content-Length.');
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return new ProblemError('unsupportedMediaType', 'Send the body as application/json.');
+  }
+  if (fastifyError.statusCode === 400 && error instanceof SyntaxError) {
+    return new ProblemError('malformedJson', 'The request body is not valid JSON.');
+  }
+  return fromDatabaseError(error as DatabaseError);
+}

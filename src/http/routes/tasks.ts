@@ -1,0 +1,141 @@
+// The task routes, registered once per route family: /api/tasks... and
+// /api/{user_id}/tasks.... Each handler is one SQL call as the verified user;
+// ownership is decided by PostgreSQL, not here.
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type pg from 'pg';
+import type { TokenVerifier } from '../../auth/token-verifier.js';
+import { runAsUser, type AccessMode, type Statement } from '../../db/request-transaction.js';
+import { taskQueries, type TaskRow } from '../../db/task-queries.js';
+import { registerAuthentication } from '../authentication.js';
+import { etagOf, parseIfMatch } from '../if-match.js';
+import { ProblemError } from '../problem.js';
+import type { TaskInput } from '../schemas.js';
+import { problemResponses, taskRouteSchemas } from './task-route-schemas.js';
+
+export interface TaskRoutesOptions {
+  pool: pg.Pool;
+  verify: TokenVerifier;
+  preparedStatements: boolean;
+  statementTimeoutMs: number;
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+type IdParams = { id: string; user_id?: string };
+
+/** A malformed id names no task: 404, like a well-formed id that matches none. */
+function taskId(request: FastifyRequest): string {
+  const { id } = request.params as IdParams;
+  if (!UUID.test(id)) throw new ProblemError('notFound', 'No task with this id.');
+  return id.toLowerCase();
+}
+
+function ifMatch(request: FastifyRequest) {
+  const header = request.headers['if-match'];
+  return parseIfMatch(Array.isArray(header) ? header.join(',') : header);
+}
+
+function sendTask(reply: FastifyReply, task: TaskRow, status = 200) {
+  return reply.code(status).header('ETag', etagOf(task)).send(task);
+}
+
+export async function taskRoutes(app: FastifyInstance, options: TaskRoutesOptions) {
+  registerAuthentication(app, options.verify);
+
+  const transactionOptions = {
+    prepared: options.preparedStatements,
+    statementTimeoutMs: options.statementTimeoutMs,
+  };
+  const run = (request: FastifyRequest, mode: AccessMode, statement: Statement) =>
+    runAsUser<TaskRow>(options.pool, request.identity, mode, statement, transactionOptions);
+  const runOne = async (request: FastifyRequest, mode: AccessMode, statement: Statement) =>
+    (await run(request, mode, statement))[0];
+
+  // Titles are trimmed before validation, so " a " counts as one character
+  // and "   " as empty (the database trims the same way).
+  app.addHook('preValidation', async (request) => {
+    const body = request.body as { title?: unknown } | null | undefined;
+    if (body && typeof body === 'object' && typeof body.title === 'string') body.title = body.title.trim();
+  });
+
+  app.get('/tasks', { schema: taskRouteSchemas.list }, async (request) => {
+    return run(request, 'read', taskQueries.list());
+  });
+
+  app.post('/tasks', { schema: taskRouteSchemas.create }, async (request, reply) => {
+    const body = request.body as TaskInput;
+    const task = await runOne(
+      request,
+      'write',
+      taskQueries.create(body.title, body.description ?? null, body.completed ?? false),
+    );
+    const { user_id } = request.params as { user_id?: string };
+    const base = user_id === undefined ? '/api' : `/api/${encodeURIComponent(user_id)}`;
+    reply.header('Location', `${base}/tasks/${task.id}`);
+    return sendTask(reply, task, 201);
+  });
+
+  app.get('/tasks/:id', { schema: taskRouteSchemas.get }, async (request, reply) => {
+    return sendTask(reply, await runOne(request, 'read', taskQueries.get(taskId(request))));
+  });
+
+  app.put('/tasks/:id', { schema: taskRouteSchemas.replace }, async (request, reply) => {
+    const body = request.body as Required<TaskInput>;
+    const statement = taskQueries.replace(taskId(request), body.title, body.description, body.completed, ifMatch(request));
+    return sendTask(reply, await runOne(request, 'write', statement));
+  });
+
+  app.patch('/tasks/:id', { schema: taskRouteSchemas.update }, async (request, reply) => {
+    const statement = taskQueries.update(taskId(request), request.body as TaskInput & Record<string, unknown>, ifMatch(request));
+    return sendTask(reply, await runOne(request, 'write', statement));
+  });
+
+  app.delete('/tasks/:id', { schema: taskRouteSchemas.delete }, async (request, reply) => {
+    await runOne(request, 'write', taskQueries.delete(taskId(request), ifMatch(request)));
+    return reply.code(204).send();
+  });
+
+  app.patch(
+    '/tasks/:id/complete',
+    {
+      schema: taskRouteSchemas.complete,
+      // No body (or an empty one) means "flip": validate it as null.
+      preValidation: async (request) => {
+        if (request.body === undefined) request.body = null;
+      },
+    },
+    async (request, reply) => {
+      const body = request.body as { completed: boolean } | null;
+      const id = taskId(request);
+      const statement = body
+        ? taskQueries.setCompleted(id, body.completed, ifMatch(request))
+        : taskQueries.toggle(id, ifMatch(request));
+      return sendTask(reply, await runOne(request, 'write', statement));
+    },
+  );
+
+  registerMethodNotAllowed(app, {
+    '/tasks': ['GET', 'POST'],
+    '/tasks/:id': ['GET', 'PUT', 'PATCH', 'DELETE'],
+    '/tasks/:id/complete': ['PATCH'],
+  });
+}
+
+const ALL_METHODS = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'] as const;
+
+/** 405 with Allow for every method a known path does not serve. */
+function registerMethodNotAllowed(app: FastifyInstance, served: Record<string, string[]>) {
+  for (const [url, methods] of Object.entries(served)) {
+    const allow = [...methods, ...(methods.includes('GET') ? ['HEAD'] : [])].join(', ');
+    app.route({
+      method: ALL_METHODS.filter((method) => !methods.includes(method)),
+      url,
+      schema: { hide: true, response: problemResponses(405) },
+      handler: async () => {
+        throw new ProblemError('methodNotAllowed', `${url.replace(':id', '{id}')} serves ${allow}.`, {
+          headers: { Allow: allow },
+        });
+      },
+    });
+  }
+}

@@ -1,0 +1,99 @@
+// JSON schemas: the single description of what the API accepts and returns.
+// Fastify validates requests and serializes responses with them, and
+// /openapi.json is generated from them, so the document cannot drift.
+
+export const TITLE_MAX = 255;
+export const DESCRIPTION_MAX = 10_000;
+
+const title = {
+  type: 'string',
+  minLength: 1,
+  maxLength: TITLE_MAX,
+  description: `Leading and trailing white space is trimmed; 1–${TITLE_MAX} characters remain.`,
+  examples: ['Buy milk'],
+} as const;
+const description = {
+  type: ['string', 'null'],
+  maxLength: DESCRIPTION_MAX,
+  description: `At most ${DESCRIPTION_MAX} characters, or null.`,
+} as const;
+const completed = { type: 'boolean', description: 'JSON true or false only.' } as const;
+
+export const taskSchema = {
+  $id: 'Task',
+  type: 'object',
+  additionalProperties: false,
+  required: ['id', 'user_id', 'title', 'description', 'completed', 'created_at', 'updated_at'],
+  properties: {
+    id: { type: 'string', format: 'uuid', description: 'Assigned by the database.' },
+    user_id: { type: 'string', description: "The owner: the `sub` of the token that created the task." },
+    title: { type: 'string' },
+    description: { type: ['string', 'null'] },
+    completed: { type: 'boolean' },
+    created_at: { type: 'string', format: 'date-time' },
+    updated_at: { type: 'string', format: 'date-time' },
+  },
+} as const;
+
+export const problemSchema = {
+  $id: 'Problem',
+  type: 'object',
+  description: 'RFC 9457 problem details, served as application/problem+json.',
+  required: ['type', 'title', 'status', 'detail'],
+  properties: {
+    type: { type: 'string', description: 'Stable identifier of the kind of error, e.g. /problems/not-found.' },
+    title: { type: 'string' },
+    status: { type: 'integer' },
+    detail: { type: 'string' },
+    errors: {
+      type: 'array',
+      description: 'Validation errors only: one entry per offending field.',
+      items: {
+        type: 'object',
+        required: ['field', 'reason'],
+        properties: { field: { type: 'string' }, reason: { type: 'string' } },
+      },
+    },
+  },
+} as const;
+
+export const createTaskBody = {
+  $id: 'CreateTask',
+  type: 'object',
+  additionalProperties: false,
+  required: ['title'],
+  properties: { title, description, completed },
+} as const;
+
+export const replaceTaskBody = {
+  $id: 'ReplaceTask',
+  type: 'object',
+  additionalProperties: false,
+  required: ['title', 'description', 'completed'],
+  properties: { title, description, completed },
+} as const;
+
+export const updateTaskBody = {
+  $id: 'UpdateTask',
+  type: 'object',
+  additionalProperties: false,
+  minProperties: 1,
+  properties: { title, description, completed },
+} as const;
+
+export const setCompletedBody = {
+  $id: 'SetCompleted',
+  type: ['object', 'null'],
+  description: 'Optional. Without a body the task flips; with one, `completed` is set (idempotent).',
+  additionalProperties: false,
+  required: ['completed'],
+  properties: { completed },
+} as const;
+
+export const sharedSchemas = [taskSchema, problemSchema, createTaskBody, replaceTaskBody, updateTaskBody, setCompletedBody];
+
+export interface TaskInput {
+  title: string;
+  description?: string | null;
+  completed?: boolean;
+}

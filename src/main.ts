@@ -1,0 +1,54 @@
+// npm start: configuration from the environment, then serve until SIGTERM/SIGINT.
+import { ConfigError, loadConfig } from './config.js';
+import { startServer } from './server.js';
+
+function banner(lines: string[]) {
+  process.stderr.write(`\n${lines.map((line) => `  ${line}`).join('\n')}\n\n`);
+}
+
+let config;
+try {
+  config = loadConfig();
+} catch (error) {
+  if (error instanceof ConfigError) {
+    process.stderr.write(`task-api: ${error.message}\n`);
+    process.exit(2);
+  }
+  throw error;
+}
+
+const server = await startServer(config);
+const keys = [
+  config.jwtSecret ? 'HS256 (JWT_SECRET)' : undefined,
+  config.jwksUrl ? `JWKS ${config.jwksUrl}` : undefined,
+  server.devSecretFile ? `HS256 development secret in ${server.devSecretFile}` : undefined,
+].filter(Boolean);
+const lines = [
+  `Task API listening on ${server.url}`,
+  `database: ${server.database.description}`,
+  `token keys: ${keys.join(' and ')}${config.jwtIssuer ? `, issuer ${config.jwtIssuer}` : ''}${config.jwtAudience ? `, audience ${config.jwtAudience.join(',')}` : ''}`,
+  `API reference: ${server.url}/docs`,
+];
+if (server.devSecretFile) {
+  lines.push(
+    '',
+    'Try it (development token for user "demo-user"):',
+    `  TOKEN=$(npm run --silent token -- demo-user)`,
+    `  curl -s -X POST ${server.url}/api/tasks -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' -d '{"title":"Buy milk"}'`,
+    `  curl -s ${server.url}/api/tasks -H "Authorization: Bearer $TOKEN"`,
+  );
+}
+banner(lines);
+
+for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+  process.once(signal, () => {
+    server.app.log.info({ signal }, 'shutting down: draining in-flight requests');
+    server.close().then(
+      () => process.exit(0),
+      (error) => {
+        server.app.log.error({ err: error }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  });
+}

@@ -1,0 +1,82 @@
+// Assembles a running server from a configuration: database (embedded or
+// DATABASE_URL), token verifier, pool and HTTP app. Used by `npm start` and
+// by the tests that run real processes.
+import type { FastifyInstance } from 'fastify';
+import type pg from 'pg';
+import { createTokenVerifier } from './auth/token-verifier.js';
+import type { Config } from './config.js';
+import { openEmbeddedDatabase, redactUrl, type Database } from './db/database.js';
+import { createPool } from './db/pool.js';
+import { buildApp } from './app.js';
+import { devSecretPath, readOrCreateDevSecret } from './dev-secret.js';
+
+export interface RunningServer {
+  app: FastifyInstance;
+  pool: pg.Pool;
+  database: Database;
+  url: string;
+  /** Where the development secret lives, when one was generated. */
+  devSecretFile?: string;
+  close(): Promise<void>;
+}
+
+export async function startServer(config: Config): Promise<RunningServer> {
+  const database: Database = config.databaseUrl
+    ? { appUrl: config.databaseUrl, description: redactUrl(config.databaseUrl), stop: async () => {} }
+    : await openEmbeddedDatabase(config.dataDir);
+
+  let jwtSecret = config.jwtSecret;
+  let devSecretFile: string | undefined;
+  if (!jwtSecret && !config.jwksUrl) {
+    // Only reachable on the embedded default: config refuses DATABASE_URL without keys.
+    jwtSecret = await readOrCreateDevSecret(config.dataDir);
+    devSecretFile = devSecretPath(config.dataDir);
+  }
+
+  const verify = createTokenVerifier({
+    secret: jwtSecret,
+    jwksUrl: config.jwksUrl,
+    issuer: config.jwtIssuer,
+    audience: config.jwtAudience,
+    clockToleranceSeconds: config.jwtClockToleranceSeconds,
+  });
+  const pool = createPool(database.appUrl, config.pool);
+  const app = await buildApp({
+    pool,
+    verify,
+    corsOrigins: config.corsOrigins,
+    preparedStatements: config.preparedStatements,
+    statementTimeoutMs: config.pool.statementTimeoutMs,
+    logLevel: config.logLevel,
+  });
+
+  try {
+    await app.listen({ port: config.port, host: config.host });
+  } catch (error) {
+    await pool.end();
+    await database.stop();
+    throw error;
+  }
+  const address = app.server.address();
+  const port = typeof address === 'object' && address ? address.port : config.port;
+  const host = config.host.includes(':') ? `[${config.host}]` : config.host;
+
+  let closing: Promise<void> | undefined;
+  return {
+    app,
+    pool,
+    database,
+    url: `http://${host}:${port}`,
+    devSecretFile,
+    close() {
+      // Stop accepting, let in-flight requests finish, then release the
+      // database connections and stop the embedded cluster.
+      closing ??= (async () => {
+        await app.close();
+        await pool.end();
+        await database.stop();
+      })();
+      return closing;
+    },
+  };
+}
