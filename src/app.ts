@@ -7,6 +7,7 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import { randomUUID } from 'node:crypto';
 import type pg from 'pg';
 import type { TokenVerifier } from './auth/token-verifier.js';
+import type { RequestRunner } from './db/request-transaction.js';
 import { toProblem } from './http/error-mapping.js';
 import { ProblemError, sendProblem } from './http/problem.js';
 import { healthRoutes } from './http/routes/health.js';
@@ -15,10 +16,9 @@ import { sharedSchemas } from './http/schemas.js';
 
 export interface AppOptions {
   pool: pg.Pool;
+  runAsUser: RequestRunner;
   verify: TokenVerifier;
   corsOrigins: string[];
-  preparedStatements: boolean;
-  statementTimeoutMs: number;
   logLevel?: string;
   /** Pino destination for tests; defaults to stdout. */
   logStream?: NodeJS.WritableStream;
@@ -32,12 +32,23 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     logger: {
       level: options.logLevel ?? 'info',
       redact: { paths: ['req.headers.authorization', 'req.headers.cookie'], remove: true },
+      // The API takes no query parameters; a token pasted into one must not reach the logs.
+      serializers: {
+        req: (request: { method: string; url: string; ip?: string }) => ({
+          method: request.method,
+          url: request.url.split('?')[0],
+          remoteAddress: request.ip,
+        }),
+      },
       ...(options.logStream ? { stream: options.logStream } : {}),
     },
     bodyLimit: BODY_LIMIT_BYTES,
     // Reuse a caller's X-Request-Id when it is sane, so logs correlate across services.
-    requestIdHeader: 'x-request-id',
-    genReqId: () => randomUUID(),
+    requestIdHeader: false,
+    genReqId: (request) => {
+      const incoming = request.headers['x-request-id'];
+      return typeof incoming === 'string' && REQUEST_ID.test(incoming) ? incoming : randomUUID();
+    },
     return503OnClosing: true,
     ajv: {
       // Strict bodies: unknown fields are errors, never silently dropped, and
@@ -47,12 +58,19 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   });
 
   app.addHook('onRequest', async (request, reply) => {
-    const id = REQUEST_ID.test(request.id) ? request.id : randomUUID();
-    reply.header('X-Request-Id', id);
+    reply.header('X-Request-Id', request.id);
   });
 
   // Only application/json bodies are accepted (Fastify also parses text/plain by default).
   app.removeContentTypeParser('text/plain');
+  // An empty application/json body is "no body" on the toggle route, which
+  // many fetch wrappers send; elsewhere it is malformed JSON (400).
+  const parseJson = app.getDefaultJsonParser('error', 'error');
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
+    if (body === '' && request.routeOptions.url?.endsWith('/complete')) return done(null, undefined);
+    parseJson(request, body as string, done);
+  });
 
   for (const schema of sharedSchemas) app.addSchema(schema);
 
@@ -92,18 +110,23 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
         securitySchemes: { bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } },
       },
     },
+    // The toggle's body is optional: without one the task flips.
+    transformObject: (document) => {
+      const openapi = ('openapiObject' in document ? document.openapiObject : document.swaggerObject) as {
+        paths?: Record<string, { patch?: { requestBody?: { required?: boolean } } }>;
+      };
+      for (const [path, item] of Object.entries(openapi.paths ?? {})) {
+        if (path.endsWith('/complete') && item.patch?.requestBody) item.patch.requestBody.required = false;
+      }
+      return openapi as never;
+    },
     refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => String(json.$id ?? `def-${i}`) },
   });
   await app.register(swaggerUi, { routePrefix: '/docs' });
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 
   await app.register(healthRoutes, { pool: options.pool });
-  const taskOptions = {
-    pool: options.pool,
-    verify: options.verify,
-    preparedStatements: options.preparedStatements,
-    statementTimeoutMs: options.statementTimeoutMs,
-  };
+  const taskOptions = { runAsUser: options.runAsUser, verify: options.verify };
   await app.register(taskRoutes, { ...taskOptions, prefix: '/api' });
   await app.register(taskRoutes, { ...taskOptions, prefix: '/api/:user_id' });
 

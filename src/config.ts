@@ -5,10 +5,10 @@
 export interface PoolSettings {
   /** Most connections the gateway opens. */
   max: number;
-  /** How long opening a connection may take (Neon cold starts take seconds). */
+  /** How long one attempt to get a connection (a free one, or a new one opened) may take. */
   connectTimeoutMs: number;
-  /** How long a request may wait for a free connection. */
-  acquireTimeoutMs: number;
+  /** For how long failed connection attempts are retried, with backoff, before a 503. */
+  connectRetryMs: number;
   /** Longest a statement may run before PostgreSQL cancels it. */
   statementTimeoutMs: number;
 }
@@ -131,7 +131,7 @@ export function loadConfig(env: Env = process.env): Config {
     pool: {
       max: integer(env, 'DB_POOL_MAX', 10, 1, 1000, problems),
       connectTimeoutMs: integer(env, 'DB_CONNECT_TIMEOUT_MS', 10_000, 100, 120_000, problems),
-      acquireTimeoutMs: integer(env, 'DB_ACQUIRE_TIMEOUT_MS', 15_000, 100, 120_000, problems),
+      connectRetryMs: integer(env, 'DB_CONNECT_RETRY_MS', 5_000, 0, 120_000, problems),
       statementTimeoutMs: integer(env, 'DB_STATEMENT_TIMEOUT_MS', 5_000, 100, 600_000, problems),
     },
     logLevel: text(env, 'LOG_LEVEL') ?? 'info',

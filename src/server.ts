@@ -7,6 +7,7 @@ import { createTokenVerifier } from './auth/token-verifier.js';
 import type { Config } from './config.js';
 import { openEmbeddedDatabase, redactUrl, type Database } from './db/database.js';
 import { createPool } from './db/pool.js';
+import { createRequestRunner } from './db/request-transaction.js';
 import { buildApp } from './app.js';
 import { devSecretPath, readOrCreateDevSecret } from './dev-secret.js';
 
@@ -41,14 +42,14 @@ export async function startServer(config: Config): Promise<RunningServer> {
     clockToleranceSeconds: config.jwtClockToleranceSeconds,
   });
   const pool = createPool(database.appUrl, config.pool);
-  const app = await buildApp({
+  const runAsUser = createRequestRunner({
     pool,
-    verify,
-    corsOrigins: config.corsOrigins,
     preparedStatements: config.preparedStatements,
     statementTimeoutMs: config.pool.statementTimeoutMs,
-    logLevel: config.logLevel,
+    connectRetryMs: config.pool.connectRetryMs,
+    maxTasksPerUser: config.maxTasksPerUser,
   });
+  const app = await buildApp({ pool, runAsUser, verify, corsOrigins: config.corsOrigins, logLevel: config.logLevel });
 
   try {
     await app.listen({ port: config.port, host: config.host });
@@ -72,7 +73,15 @@ export async function startServer(config: Config): Promise<RunningServer> {
       // Stop accepting, let in-flight requests finish, then release the
       // database connections and stop the embedded cluster.
       closing ??= (async () => {
-        await app.close();
+        // Keep-alive connections whose request finishes during the drain
+        // would hold the server open until their idle timeout: close each
+        // as soon as it goes idle.
+        const closeIdle = setInterval(() => app.server.closeIdleConnections(), 50);
+        try {
+          await app.close();
+        } finally {
+          clearInterval(closeIdle);
+        }
         await pool.end();
         await database.stop();
       })();

@@ -59,21 +59,34 @@ function describe(error: unknown): string {
   return 'the token is malformed';
 }
 
-function isKeySourceFailure(error: unknown): boolean {
-  if (error instanceof joseErrors.JWKSTimeout || error instanceof joseErrors.JWKSInvalid) return true;
-  // A network failure while fetching the JWKS surfaces as a non-JOSE error.
-  return !(error instanceof joseErrors.JOSEError);
+/**
+ * The JWKS key lookup, with its failures sorted: no matching key is the
+ * token's fault (401); failing to fetch or read the key set is not (503).
+ */
+function keySourceGuard(jwks: JWTVerifyGetKey): JWTVerifyGetKey {
+  return async (header, token) => {
+    try {
+      return await jwks(header, token);
+    } catch (error) {
+      if (error instanceof joseErrors.JWKSNoMatchingKey || error instanceof joseErrors.JWKSMultipleMatchingKeys) {
+        throw error;
+      }
+      throw new KeySourceUnavailableError('the signing keys could not be fetched', { cause: error });
+    }
+  };
 }
 
 export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifier {
   const now = options.now ?? Date.now;
   const secret = options.secret ? new TextEncoder().encode(options.secret) : undefined;
   const jwks: JWTVerifyGetKey | undefined = options.jwksUrl
-    ? createRemoteJWKSet(new URL(options.jwksUrl), {
-        cooldownDuration: options.jwksCooldownMs ?? 30_000,
-        cacheMaxAge: 10 * 60_000,
-        timeoutDuration: 5_000,
-      })
+    ? keySourceGuard(
+        createRemoteJWKSet(new URL(options.jwksUrl), {
+          cooldownDuration: options.jwksCooldownMs ?? 30_000,
+          cacheMaxAge: 10 * 60_000,
+          timeoutDuration: 5_000,
+        }),
+      )
     : undefined;
   const cacheSize = options.cacheSize ?? 10_000;
   const cache = new Map<string, CachedToken>();
@@ -105,10 +118,7 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
         throw new InvalidTokenError('the token algorithm is not accepted');
       }
     } catch (error) {
-      if (error instanceof InvalidTokenError) throw error;
-      if (alg !== 'HS256' && isKeySourceFailure(error)) {
-        throw new KeySourceUnavailableError('the signing keys could not be fetched', { cause: error });
-      }
+      if (error instanceof InvalidTokenError || error instanceof KeySourceUnavailableError) throw error;
       throw new InvalidTokenError(describe(error));
     }
 

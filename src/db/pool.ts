@@ -29,13 +29,16 @@ export function createPool(connectionString: string, settings: PoolSettings): pg
   const pool = new pg.Pool({
     connectionString,
     max: settings.max,
-    connectionTimeoutMillis: settings.acquireTimeoutMs,
+    connectionTimeoutMillis: settings.connectTimeoutMs,
     idleTimeoutMillis: 30_000,
     // The server-side statement_timeout is set per transaction (start-up
     // parameters do not survive transaction-mode poolers); this client-side
     // limit catches a server that stops answering altogether.
     query_timeout: settings.statementTimeoutMs + 2_000,
     application_name: 'task-api',
+    // Statements are written without waiting for the previous answer, so a
+    // request's transaction costs one round trip (see request-transaction.ts).
+    pipeline: true,
     keepAlive: true,
     types,
   });

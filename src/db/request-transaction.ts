@@ -2,6 +2,10 @@
 // role becomes `authenticated` and request.jwt.claims holds the verified
 // claims, both transaction-local (set_config(..., true)) so nothing outlives
 // the transaction on a pooled connection.
+//
+// The four statements (BEGIN, set role and claims, the operation, COMMIT) are
+// pipelined: sent together and answered together, one network round trip,
+// every value a bound parameter.
 import type pg from 'pg';
 
 export type AccessMode = 'read' | 'write';
@@ -18,51 +22,92 @@ export interface Statement {
   values: unknown[];
 }
 
-const SET_ROLE_AND_CLAIMS =
-  "select set_config('role', 'authenticated', true), " +
-  "set_config('request.jwt.claims', $1, true), " +
-  "set_config('timezone', 'UTC', true), " +
-  "set_config('statement_timeout', $2, true)";
-
-export interface RequestTransactionOptions {
-  prepared: boolean;
+export interface RequestRunnerOptions {
+  pool: pg.Pool;
+  /** Named prepared statements; off behind poolers that cannot keep them. */
+  preparedStatements: boolean;
   statementTimeoutMs: number;
+  /** For how long failed connection attempts are retried before giving up. */
+  connectRetryMs: number;
+  maxTasksPerUser: number;
 }
 
-/**
- * Runs one statement as the verified user and commits before returning, so a
- * result the caller sees is durable.
- */
-export async function runAsUser<Row extends pg.QueryResultRow>(
-  pool: pg.Pool,
+export type RequestRunner = <Row extends pg.QueryResultRow>(
   identity: RequestIdentity,
   mode: AccessMode,
   statement: Statement,
-  options: RequestTransactionOptions,
-): Promise<Row[]> {
-  const client = await pool.connect();
-  let broken: Error | undefined;
-  try {
-    await client.query(mode === 'read' ? 'begin read only' : 'begin');
-    await client.query({
-      name: options.prepared ? 'task_api_set_role_and_claims' : undefined,
-      text: SET_ROLE_AND_CLAIMS,
-      values: [identity.claimsJson, `${options.statementTimeoutMs}ms`],
-    });
-    const result = await client.query<Row>({
-      name: options.prepared ? statement.name : undefined,
-      text: statement.text,
-      values: statement.values,
-    });
-    await client.query('commit');
-    return result.rows;
-  } catch (error) {
-    broken = error as Error;
-    await client.query('rollback').catch(() => {});
-    throw error;
-  } finally {
-    // A connection whose transaction failed for a reason other than the
-    // statement's own error (lost connection, timeout) is not reused.
-    client.release(broken && !(broken as { code?: string }).code ? broken : undefined);
+) => Promise<Row[]>;
+
+const SET_ROLE_AND_CLAIMS = {
+  name: 'task_api_set_role_and_claims',
+  text:
+    "select set_config('role', 'authenticated', true), " +
+    "set_config('request.jwt.claims', $1, true), " +
+    "set_config('statement_timeout', $2, true), " +
+    "set_config('task_api.max_tasks_per_user', $3, true), " +
+    "set_config('timezone', 'UTC', true)",
+};
+
+/** An error PostgreSQL reported (it has a SQLSTATE); anything else means the connection failed. */
+export function isServerError(error: unknown): boolean {
+  return typeof (error as { code?: unknown })?.code === 'string' && 'severity' in (error as object);
+}
+
+/** The transaction did not commit, or its outcome is unknown: never report success. */
+export class CommitFailedError extends Error {}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * Gets a connection, retrying with backoff while the server refuses or is
+ * still starting (a Neon compute waking from scale-to-zero). Only connection
+ * set-up is retried, never a statement.
+ */
+async function connectWithRetry(pool: pg.Pool, retryMs: number): Promise<pg.PoolClient> {
+  const deadline = Date.now() + retryMs;
+  for (let delay = 50; ; delay = Math.min(delay * 2, 1_000)) {
+    try {
+      return await pool.connect();
+    } catch (error) {
+      if (Date.now() + delay > deadline) throw error;
+      await sleep(delay);
+    }
   }
+}
+
+export function createRequestRunner(options: RequestRunnerOptions): RequestRunner {
+  const named = <T extends { name?: string }>(query: T) =>
+    options.preparedStatements ? query : { ...query, name: undefined };
+  const setRoleAndClaims = named(SET_ROLE_AND_CLAIMS);
+  const statementTimeout = `${options.statementTimeoutMs}ms`;
+  const maxTasks = String(options.maxTasksPerUser);
+
+  return async function runAsUser<Row extends pg.QueryResultRow>(
+    identity: RequestIdentity,
+    mode: AccessMode,
+    statement: Statement,
+  ): Promise<Row[]> {
+    const client = await connectWithRetry(options.pool, options.connectRetryMs);
+    const outcomes = await Promise.allSettled([
+      client.query(mode === 'read' ? 'begin read only' : 'begin'),
+      client.query({ ...setRoleAndClaims, values: [identity.claimsJson, statementTimeout, maxTasks] }),
+      client.query<Row>(named(statement)),
+      client.query('commit'),
+    ]);
+
+    const failure = outcomes.find((outcome) => outcome.status === 'rejected');
+    const connectionBroken = failure && !isServerError(failure.reason);
+    client.release(connectionBroken ? (failure.reason as Error) : undefined);
+
+    // The operation's own error (42501, PT404, ...) explains the request best.
+    const operation = outcomes[2];
+    if (operation.status === 'rejected' && isServerError(operation.reason)) throw operation.reason;
+    if (failure) throw failure.reason;
+
+    const commit = outcomes[3] as PromiseFulfilledResult<pg.QueryResult>;
+    if (commit.value.command !== 'COMMIT') {
+      throw new CommitFailedError(`transaction ended with ${commit.value.command}`);
+    }
+    return (operation as PromiseFulfilledResult<pg.QueryResult<Row>>).value.rows;
+  };
 }

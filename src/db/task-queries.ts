@@ -18,6 +18,29 @@ const COLUMNS = 'id, user_id, title, description, completed, created_at, updated
 
 export type IfMatch = string[] | null;
 
+export interface TaskInputJson {
+  title: string;
+  description?: string | null;
+  completed?: boolean;
+}
+
+export interface IdempotentCreateRow {
+  /** The task as PostgreSQL's to_jsonb rendered it. */
+  task: Omit<TaskRow, 'version'> & { version: number };
+  replayed: boolean;
+}
+
+/** A task stored as jsonb (timestamps as 2026-11-27T13:00:00.123+00:00) in the API's shape. */
+export function taskFromJson(task: IdempotentCreateRow['task']): TaskRow {
+  const utc = (value: string) => new Date(value).toISOString();
+  return {
+    ...task,
+    created_at: utc(task.created_at),
+    updated_at: utc(task.updated_at),
+    version: String(task.version),
+  };
+}
+
 export const taskQueries = {
   list(): Statement {
     return {
@@ -34,6 +57,14 @@ export const taskQueries = {
       name: 'task_api_create',
       text: `select ${COLUMNS} from api.create_task($1, $2, $3)`,
       values: [title, description, completed],
+    };
+  },
+  /** POST with an Idempotency-Key: the task as JSON, and whether it is a replay. */
+  createIdempotent(key: string, request: TaskInputJson): Statement {
+    return {
+      name: 'task_api_create_idempotent',
+      text: 'select task, replayed from api.create_task_idempotent($1, $2)',
+      values: [key, JSON.stringify(request)],
     };
   },
   replace(id: string, title: string, description: string | null, completed: boolean, ifMatch: IfMatch): Statement {

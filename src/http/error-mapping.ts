@@ -1,12 +1,14 @@
 // Turns what can go wrong — database errors, Fastify's body handling, schema
 // validation — into problem details. SQLSTATEs map as PostgREST maps them.
 import type { FastifyError } from 'fastify';
+import { CommitFailedError } from '../db/request-transaction.js';
 import { InvalidTokenError, KeySourceUnavailableError } from '../auth/token-verifier.js';
 import { ProblemError, RETRY_AFTER_SECONDS, type FieldError } from './problem.js';
 import { DESCRIPTION_MAX, TITLE_MAX } from './schemas.js';
 
 interface DatabaseError {
   code?: string;
+  detail?: string;
   constraint?: string;
   column?: string;
   message: string;
@@ -43,7 +45,15 @@ export function fromDatabaseError(error: DatabaseError): ProblemError | undefine
     case 'PT412':
       return new ProblemError('preconditionFailed', 'The task has changed since the ETag in If-Match; fetch it again.');
     case 'PT409':
-      return new ProblemError('taskLimit', error.message);
+      return error.detail === 'idempotency-key-in-use'
+        ? new ProblemError('idempotencyInProgress', 'A request with this Idempotency-Key is still in progress; retry after it completes.', {
+            headers: { 'Retry-After': '1' },
+          })
+        : new ProblemError('taskLimit', `${error.message}.`);
+    case 'PT422':
+      return new ProblemError('idempotencyMismatch', 'This Idempotency-Key was already used with a different request body.', {
+        errors: [{ field: 'Idempotency-Key', reason: 'was used with a different body' }],
+      });
     case '23514': {
       const field = CONSTRAINT_FIELDS[error.constraint ?? ''];
       return new ProblemError('validation', 'The task is not valid.', {
@@ -59,6 +69,9 @@ export function fromDatabaseError(error: DatabaseError): ProblemError | undefine
       return new ProblemError('validation', 'The request is not valid.', {
         errors: [{ field: 'body', reason: error.message }],
       });
+  }
+  if (error instanceof CommitFailedError) {
+    return unavailable('The change could not be committed; it was not saved. Retry shortly.');
   }
   if (isUnavailable(error)) return unavailable();
   return undefined;

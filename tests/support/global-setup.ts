@@ -9,6 +9,7 @@ import pg from 'pg';
 import type { TestProject } from 'vitest/node';
 import { startEmbeddedCluster, type EmbeddedCluster } from '../../src/db/embedded-cluster.js';
 import { prepareDatabase, withDatabase } from '../../src/db/database.js';
+import { startPgBouncer } from './pgbouncer.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -33,7 +34,11 @@ export default async function setup(project: TestProject) {
 
   const databaseName = `task_api_test_${randomBytes(4).toString('hex')}`;
   const ownerUrl = withDatabase(serverUrl, databaseName);
-  const appUrl = await prepareDatabase(ownerUrl, 'authenticator-test-password');
+  const directAppUrl = await prepareDatabase(ownerUrl, 'authenticator-test-password');
+  // TEST_PGBOUNCER=1: the gateway's connections go through PgBouncer in
+  // transaction mode, as they do with Neon's pooled URL.
+  const pgbouncer = process.env.TEST_PGBOUNCER === '1' ? await startPgBouncer(directAppUrl) : undefined;
+  const appUrl = pgbouncer?.url ?? directAppUrl;
 
   project.provide('ownerUrl', ownerUrl);
   project.provide('appUrl', appUrl);
@@ -41,6 +46,7 @@ export default async function setup(project: TestProject) {
 
   return async () => {
     const admin = new pg.Client({ connectionString: serverUrl });
+    await pgbouncer?.stop();
     await admin.connect();
     await admin.query(`drop database if exists ${admin.escapeIdentifier(databaseName)} with (force)`);
     await admin.end();

@@ -31,14 +31,11 @@ export function problemResponses(...statuses: number[]) {
 const security = [{ bearerAuth: [] }];
 const tags = ['tasks'];
 
-const idParam = {
-  type: 'object',
-  required: ['id'],
-  properties: {
-    id: { type: 'string', description: 'Task id (UUID). A malformed id is answered with 404.' },
-    user_id: { type: 'string', description: "Must equal the token's sub (route family /api/{user_id}/...)." },
-  },
+const userIdProperty = {
+  type: 'string',
+  description: "Must equal the token's sub (route family /api/{user_id}/...).",
 } as const;
+const idProperty = { type: 'string', description: 'Task id (UUID). A malformed id is answered with 404.' } as const;
 
 const ifMatchHeader = {
   type: 'object',
@@ -53,91 +50,109 @@ const ifMatchHeader = {
 const taskResponse = (status: number, description: string, extraHeaders: Record<string, object> = {}) => ({
   [status]: {
     description,
-    headers: { ETag: { schema: { type: 'string' }, description: "The task's current version (strong)." }, ...extraHeaders },
+    headers: { ETag: { type: 'string', description: "The task's current version (strong)." }, ...extraHeaders },
     content: { 'application/json': { schema: { $ref: 'Task#' } } },
   },
 });
 
 const writeErrors = problemResponses(400, 401, 403, 404, 412, 413, 415, 422, 503);
 
-export const taskRouteSchemas = {
-  list: {
-    summary: "List the caller's tasks, newest first",
-    tags,
-    security,
-    response: {
-      200: {
-        description: "The caller's tasks ordered by created_at, then id, descending; [] when none.",
-        content: { 'application/json': { schema: { type: 'array', items: { $ref: 'Task#' } } } },
+/**
+ * The schemas of one route family: /api/{user_id}/... has a user_id path
+ * parameter, /api/... does not, and the OpenAPI document says exactly that.
+ */
+export function taskRouteSchemasFor(withUserId: boolean) {
+  const pathParams = (withId: boolean) => {
+    const properties = {
+      ...(withUserId ? { user_id: userIdProperty } : {}),
+      ...(withId ? { id: idProperty } : {}),
+    };
+    return Object.keys(properties).length
+      ? { type: 'object', required: Object.keys(properties), properties }
+      : undefined;
+  };
+  const idParam = pathParams(true);
+  const listParams = pathParams(false);
+  return {
+    list: {
+      summary: "List the caller's tasks, newest first",
+      tags,
+      security,
+      params: listParams,
+      response: {
+        200: {
+          description: "The caller's tasks ordered by created_at, then id, descending; [] when none.",
+          content: { 'application/json': { schema: { type: 'array', items: { $ref: 'Task#' } } } },
+        },
+        ...problemResponses(401, 403, 503),
       },
-      ...problemResponses(401, 403, 503),
     },
-  },
-  create: {
-    summary: 'Create a task',
-    tags,
-    security,
-    headers: {
-      type: 'object',
-      properties: {
-        'idempotency-key': {
-          type: 'string',
-          minLength: 1,
-          maxLength: 255,
-          description: 'Makes a retried POST safe: a repeat within 24 hours returns the original response.',
+    create: {
+      summary: 'Create a task',
+      tags,
+      security,
+      params: listParams,
+      headers: {
+        type: 'object',
+        properties: {
+          'idempotency-key': {
+            type: 'string',
+            minLength: 1,
+            maxLength: 255,
+            description: 'Makes a retried POST safe: a repeat within 24 hours returns the original response.',
+          },
         },
       },
+      body: { $ref: 'CreateTask#' },
+      response: {
+        ...taskResponse(201, 'The created task.', {
+          Location: { type: 'string', description: 'URL of the new task.' },
+          'Idempotent-Replayed': { type: 'string', enum: ['true'], description: 'Present on a replay.' },
+        }),
+        ...problemResponses(400, 401, 403, 409, 413, 415, 422, 503),
+      },
     },
-    body: { $ref: 'CreateTask#' },
-    response: {
-      ...taskResponse(201, 'The created task.', {
-        Location: { schema: { type: 'string' }, description: 'URL of the new task.' },
-        'Idempotent-Replayed': { schema: { type: 'string', enum: ['true'] }, description: 'Present on a replay.' },
-      }),
-      ...problemResponses(400, 401, 403, 409, 413, 415, 422, 503),
+    get: {
+      summary: 'Get one task',
+      tags,
+      security,
+      params: idParam,
+      response: { ...taskResponse(200, 'The task.'), ...problemResponses(401, 403, 404, 503) },
     },
-  },
-  get: {
-    summary: 'Get one task',
-    tags,
-    security,
-    params: idParam,
-    response: { ...taskResponse(200, 'The task.'), ...problemResponses(401, 403, 404, 503) },
-  },
-  replace: {
-    summary: 'Replace a task (every field required)',
-    tags,
-    security,
-    params: idParam,
-    headers: ifMatchHeader,
-    body: { $ref: 'ReplaceTask#' },
-    response: { ...taskResponse(200, 'The replaced task.'), ...writeErrors },
-  },
-  update: {
-    summary: 'Change some fields of a task',
-    tags,
-    security,
-    params: idParam,
-    headers: ifMatchHeader,
-    body: { $ref: 'UpdateTask#' },
-    response: { ...taskResponse(200, 'The updated task.'), ...writeErrors },
-  },
-  delete: {
-    summary: 'Delete a task',
-    tags,
-    security,
-    params: idParam,
-    headers: ifMatchHeader,
-    response: { 204: { description: 'Deleted; no body.', type: 'null' }, ...problemResponses(401, 403, 404, 412, 503) },
-  },
-  complete: {
-    summary: 'Flip completed, or set it with {"completed": true|false}',
-    tags,
-    security,
-    params: idParam,
-    headers: ifMatchHeader,
-    body: { $ref: 'SetCompleted#' },
-    response: { ...taskResponse(200, 'The task after the change.'), ...writeErrors },
-  },
-};
-
+    replace: {
+      summary: 'Replace a task (every field required)',
+      tags,
+      security,
+      params: idParam,
+      headers: ifMatchHeader,
+      body: { $ref: 'ReplaceTask#' },
+      response: { ...taskResponse(200, 'The replaced task.'), ...writeErrors },
+    },
+    update: {
+      summary: 'Change some fields of a task',
+      tags,
+      security,
+      params: idParam,
+      headers: ifMatchHeader,
+      body: { $ref: 'UpdateTask#' },
+      response: { ...taskResponse(200, 'The updated task.'), ...writeErrors },
+    },
+    delete: {
+      summary: 'Delete a task',
+      tags,
+      security,
+      params: idParam,
+      headers: ifMatchHeader,
+      response: { 204: { description: 'Deleted; no body.', type: 'null' }, ...problemResponses(401, 403, 404, 412, 503) },
+    },
+    complete: {
+      summary: 'Flip completed, or set it with {"completed": true|false}',
+      tags,
+      security,
+      params: idParam,
+      headers: ifMatchHeader,
+      body: { $ref: 'SetCompleted#' },
+      response: { ...taskResponse(200, 'The task after the change.'), ...writeErrors },
+    },
+  };
+}

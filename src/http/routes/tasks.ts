@@ -2,21 +2,18 @@
 // /api/{user_id}/tasks.... Each handler is one SQL call as the verified user;
 // ownership is decided by PostgreSQL, not here.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type pg from 'pg';
 import type { TokenVerifier } from '../../auth/token-verifier.js';
-import { runAsUser, type AccessMode, type Statement } from '../../db/request-transaction.js';
-import { taskQueries, type TaskRow } from '../../db/task-queries.js';
+import type { AccessMode, RequestRunner, Statement } from '../../db/request-transaction.js';
+import { taskFromJson, taskQueries, type IdempotentCreateRow, type TaskRow } from '../../db/task-queries.js';
 import { registerAuthentication } from '../authentication.js';
 import { etagOf, parseIfMatch } from '../if-match.js';
 import { ProblemError } from '../problem.js';
 import type { TaskInput } from '../schemas.js';
-import { problemResponses, taskRouteSchemas } from './task-route-schemas.js';
+import { problemResponses, taskRouteSchemasFor } from './task-route-schemas.js';
 
 export interface TaskRoutesOptions {
-  pool: pg.Pool;
+  runAsUser: RequestRunner;
   verify: TokenVerifier;
-  preparedStatements: boolean;
-  statementTimeoutMs: number;
 }
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -41,13 +38,10 @@ function sendTask(reply: FastifyReply, task: TaskRow, status = 200) {
 
 export async function taskRoutes(app: FastifyInstance, options: TaskRoutesOptions) {
   registerAuthentication(app, options.verify);
+  const taskRouteSchemas = taskRouteSchemasFor(app.prefix.includes(':user_id'));
 
-  const transactionOptions = {
-    prepared: options.preparedStatements,
-    statementTimeoutMs: options.statementTimeoutMs,
-  };
   const run = (request: FastifyRequest, mode: AccessMode, statement: Statement) =>
-    runAsUser<TaskRow>(options.pool, request.identity, mode, statement, transactionOptions);
+    options.runAsUser<TaskRow>(request.identity, mode, statement);
   const runOne = async (request: FastifyRequest, mode: AccessMode, statement: Statement) =>
     (await run(request, mode, statement))[0];
 
@@ -64,11 +58,19 @@ export async function taskRoutes(app: FastifyInstance, options: TaskRoutesOption
 
   app.post('/tasks', { schema: taskRouteSchemas.create }, async (request, reply) => {
     const body = request.body as TaskInput;
-    const task = await runOne(
-      request,
-      'write',
-      taskQueries.create(body.title, body.description ?? null, body.completed ?? false),
-    );
+    const idempotencyKey = request.headers['idempotency-key'] as string | undefined;
+    let task: TaskRow;
+    if (idempotencyKey === undefined) {
+      task = await runOne(request, 'write', taskQueries.create(body.title, body.description ?? null, body.completed ?? false));
+    } else {
+      const [result] = await options.runAsUser<IdempotentCreateRow>(
+        request.identity,
+        'write',
+        taskQueries.createIdempotent(idempotencyKey, body),
+      );
+      task = taskFromJson(result.task);
+      if (result.replayed) reply.header('Idempotent-Replayed', 'true');
+    }
     const { user_id } = request.params as { user_id?: string };
     const base = user_id === undefined ? '/api' : `/api/${encodeURIComponent(user_id)}`;
     reply.header('Location', `${base}/tasks/${task.id}`);

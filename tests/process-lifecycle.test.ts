@@ -1,0 +1,147 @@
+// What only a real process shows: SIGKILL loses no acknowledged write (on the
+// embedded default, whose orphaned PostgreSQL the restart must take over),
+// SIGTERM drains in-flight requests, and two replicas agree.
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import pg from 'pg';
+import { afterAll, describe, expect, inject, it } from 'vitest';
+import { newUser, tokenFor } from './support/http.js';
+import { startServerProcess, type ServerProcess } from './support/server-process.js';
+
+const started: ServerProcess[] = [];
+afterAll(async () => {
+  await Promise.all(started.map((server) => server.kill('SIGKILL')));
+});
+
+async function start(env: Record<string, string>) {
+  const server = await startServerProcess(env);
+  started.push(server);
+  return server;
+}
+
+function client(server: ServerProcess, token: string) {
+  return async (method: string, path: string, body?: unknown, headers: Record<string, string> = {}) => {
+    const response = await fetch(`${server.url}${path}`, {
+      method,
+      headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...headers },
+      body: body === undefined ? undefined : JSON.stringify(body),
+      signal: AbortSignal.timeout(10_000),
+    });
+    const text = await response.text();
+    return { status: response.status, headers: response.headers, body: text ? JSON.parse(text) : undefined };
+  };
+}
+
+describe('SIGKILL during a write stream (embedded database)', () => {
+  it('keeps every acknowledged task, intact, after a restart on the same data', async () => {
+    const dataDir = await mkdtemp(path.join(tmpdir(), 'task-api-crash-'));
+    try {
+      const env = { DATA_DIR: dataDir };
+      const first = await start(env);
+      const token = await tokenFor(newUser('crash'));
+      const api = client(first, token);
+
+      const acknowledged = new Map<string, Record<string, unknown>>();
+      let attempted = 0;
+      const writer = async (worker: number) => {
+        for (let i = 0; i < 500; i++) {
+          attempted++;
+          try {
+            const response = await api('POST', '/api/tasks', { title: `w${worker} #${i}`, description: `payload ${i}` });
+            if (response.status === 201) acknowledged.set(response.body.id, response.body);
+          } catch {
+            return; // the process died mid-request
+          }
+        }
+      };
+      const writers = [0, 1, 2, 3].map(writer);
+      await new Promise((r) => setTimeout(r, 700));
+      await first.kill('SIGKILL');
+      await Promise.all(writers);
+      expect(acknowledged.size).toBeGreaterThan(0);
+
+      const second = await start(env);
+      const listed = await client(second, token)('GET', '/api/tasks');
+      expect(listed.status).toBe(200);
+      const stored = new Map(listed.body.map((task: { id: string }) => [task.id, task]));
+      for (const [id, task] of acknowledged) expect(stored.get(id)).toEqual(task);
+      // Nothing half-applied: every stored task is a whole, valid create.
+      expect(stored.size).toBeLessThanOrEqual(attempted);
+      for (const task of stored.values() as Iterable<Record<string, unknown>>) {
+        expect(task.title).toMatch(/^w\d #\d+$/);
+        expect(task.description).toMatch(/^payload \d+$/);
+      }
+      await second.kill('SIGTERM');
+      expect(await second.exited).toBe(0);
+    } finally {
+      await rm(dataDir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('SIGTERM', () => {
+  it('finishes an in-flight request, refuses new connections, and exits 0', async () => {
+    const server = await start({ DATABASE_URL: inject('appUrl'), DB_PREPARED_STATEMENTS: process.env.TEST_PREPARED_STATEMENTS ?? 'true' });
+    const owner = new pg.Client({ connectionString: inject('ownerUrl') });
+    await owner.connect();
+    try {
+      const token = await tokenFor(newUser('drain'));
+      const api = client(server, token);
+      const created = await api('POST', '/api/tasks', { title: 'held' });
+
+      // Hold the task's row lock so the toggle stays in flight.
+      await owner.query('begin');
+      await owner.query('select 1 from api.tasks where id = $1 for update', [created.body.id]);
+      const inFlight = api('PATCH', `/api/tasks/${created.body.id}/complete`);
+      await new Promise((r) => setTimeout(r, 300));
+
+      server.child.kill('SIGTERM');
+      await new Promise((r) => setTimeout(r, 300));
+      await expect(fetch(`${server.url}/health/live`, { signal: AbortSignal.timeout(2_000) })).rejects.toThrow();
+
+      await owner.query('commit');
+      const toggled = await inFlight;
+      expect(toggled.status).toBe(200);
+      expect(toggled.body.completed).toBe(true);
+      expect(await server.exited).toBe(0);
+    } finally {
+      await owner.query('rollback').catch(() => {});
+      await owner.end();
+    }
+  });
+});
+
+describe('two replicas on one database', () => {
+  it('share idempotency keys, ETags and toggles', async () => {
+    const env = { DATABASE_URL: inject('appUrl'), DB_PREPARED_STATEMENTS: process.env.TEST_PREPARED_STATEMENTS ?? 'true' };
+    const [a, b] = await Promise.all([start(env), start(env)]);
+    const token = await tokenFor(newUser('replicas'));
+    const onA = client(a, token);
+    const onB = client(b, token);
+
+    const created = await onA('POST', '/api/tasks', { title: 'shared' }, { 'idempotency-key': 'replica-key' });
+    expect(created.status).toBe(201);
+    const replayed = await onB('POST', '/api/tasks', { title: 'shared' }, { 'idempotency-key': 'replica-key' });
+    expect(replayed.status).toBe(201);
+    expect(replayed.headers.get('idempotent-replayed')).toBe('true');
+    expect(replayed.body.id).toBe(created.body.id);
+
+    const id = created.body.id;
+    const etag = created.headers.get('etag')!;
+    const changedOnB = await onB('PATCH', `/api/tasks/${id}`, { title: 'changed on B' }, { 'if-match': etag });
+    expect(changedOnB.status).toBe(200);
+    const staleOnA = await onA('PATCH', `/api/tasks/${id}`, { title: 'stale on A' }, { 'if-match': etag });
+    expect(staleOnA.status).toBe(412);
+
+    const toggles = await Promise.all(
+      Array.from({ length: 20 }, (_, i) => (i % 2 ? onA : onB)('PATCH', `/api/tasks/${id}/complete`)),
+    );
+    expect(toggles.every((response) => response.status === 200)).toBe(true);
+    const versions = toggles.map((response) => Number(response.headers.get('etag')!.replace(/"/g, ''))).sort((x, y) => x - y);
+    expect(versions).toEqual(Array.from({ length: 20 }, (_, i) => i + 3));
+    const final = await onA('GET', `/api/tasks/${id}`);
+    expect(final.body).toMatchObject({ title: 'changed on B', completed: false });
+    expect(final.headers.get('etag')).toBe('"22"');
+  });
+});

@@ -1,0 +1,87 @@
+// Builds the real application against the test database for Fastify inject:
+// a real pool (role authenticator), the real token verifier, real SQL.
+import { Writable } from 'node:stream';
+import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
+import type pg from 'pg';
+import { inject } from 'vitest';
+import { buildApp } from '../../src/app.js';
+import { createTokenVerifier, type TokenVerifierOptions } from '../../src/auth/token-verifier.js';
+import { createPool } from '../../src/db/pool.js';
+import { createRequestRunner } from '../../src/db/request-transaction.js';
+import { mintHs256Token } from '../../src/dev-secret.js';
+
+export const TEST_JWT_SECRET = 'test-secret-that-is-at-least-32-bytes-long';
+
+export interface TestApp {
+  app: FastifyInstance;
+  pool: pg.Pool;
+  /** Every log line the app wrote, parsed. */
+  logs: Record<string, unknown>[];
+  close(): Promise<void>;
+}
+
+export async function createTestApp(
+  options: {
+    verifier?: Partial<TokenVerifierOptions>;
+    corsOrigins?: string[];
+    appUrl?: string;
+    maxTasksPerUser?: number;
+  } = {},
+): Promise<TestApp> {
+  const pool = createPool(options.appUrl ?? inject('appUrl'), {
+    max: 8,
+    connectTimeoutMs: 5_000,
+    connectRetryMs: 1_000,
+    statementTimeoutMs: 5_000,
+  });
+  const logs: Record<string, unknown>[] = [];
+  const logStream = new Writable({
+    write(chunk, _encoding, done) {
+      for (const line of String(chunk).split('\n').filter(Boolean)) logs.push(JSON.parse(line));
+      done();
+    },
+  });
+  const verify = createTokenVerifier({ secret: TEST_JWT_SECRET, clockToleranceSeconds: 5, ...options.verifier });
+  const runAsUser = createRequestRunner({
+    pool,
+    preparedStatements: process.env.TEST_PREPARED_STATEMENTS !== 'false',
+    statementTimeoutMs: 5_000,
+    connectRetryMs: 1_000,
+    maxTasksPerUser: options.maxTasksPerUser ?? 10_000,
+  });
+  const app = await buildApp({
+    pool,
+    runAsUser,
+    verify,
+    corsOrigins: options.corsOrigins ?? [],
+    logLevel: 'info',
+    logStream,
+  });
+  await app.ready();
+  return {
+    app,
+    pool,
+    logs,
+    async close() {
+      await app.close();
+      await pool.end();
+    },
+  };
+}
+
+export function tokenFor(sub: string, options: { expiresIn?: string; claims?: Record<string, unknown> } = {}) {
+  return mintHs256Token({ secret: TEST_JWT_SECRET, sub, expiresIn: options.expiresIn, extraClaims: options.claims });
+}
+
+/** A fresh user id, so tests never see each other's tasks. */
+export function newUser(label = 'user'): string {
+  return `${label}-${Math.random().toString(36).slice(2, 10)}`;
+}
+
+export function bearer(token: string) {
+  return { authorization: `Bearer ${token}` };
+}
+
+export function json(response: LightMyRequestResponse) {
+  return response.json() as Record<string, any>;
+}
