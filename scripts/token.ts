@@ -4,8 +4,8 @@ import { loadConfig } from '../src/config.js';
 import { mintHs256Token, readOrCreateDevSecret } from '../src/dev-secret.js';
 
 const args = process.argv.slice(2);
-const sub = args.find((arg) => !arg.startsWith('--'));
 const expiresIndex = args.indexOf('--expires');
+const sub = args.find((arg, i) => !arg.startsWith('--') && !(expiresIndex >= 0 && i === expiresIndex + 1));
 if (!sub) {
   console.error('usage: npm run token -- <user-id> [--expires 24h]');
   process.exit(2);

@@ -28,7 +28,6 @@ export interface Config {
   maxTasksPerUser: number;
   pool: PoolSettings;
   logLevel: string;
-  metrics: boolean;
   /** Use named prepared statements (off behind transaction-mode poolers that cannot keep them). */
   preparedStatements: boolean;
 }
@@ -49,7 +48,8 @@ function text(env: Env, name: string): string | undefined {
 function integer(env: Env, name: string, fallback: number, min: number, max: number, problems: string[]) {
   const raw = text(env, name);
   if (raw === undefined) return fallback;
-  const value = Number(raw);
+  // Plain decimal digits only: 0x1F40, 8e3 and 8000.0 are mistakes, not 8000.
+  const value = /^\d+$/.test(raw) ? Number(raw) : Number.NaN;
   if (!Number.isInteger(value) || value < min || value > max) {
     problems.push(`${name} must be a whole number from ${min} to ${max} (got "${raw}")`);
     return fallback;
@@ -135,7 +135,6 @@ export function loadConfig(env: Env = process.env): Config {
       statementTimeoutMs: integer(env, 'DB_STATEMENT_TIMEOUT_MS', 5_000, 100, 600_000, problems),
     },
     logLevel: text(env, 'LOG_LEVEL') ?? 'info',
-    metrics: flag(env, 'METRICS', false, problems),
     preparedStatements: flag(env, 'DB_PREPARED_STATEMENTS', true, problems),
   };
 

@@ -19,11 +19,13 @@ import {
   sqlstateOf,
   taskCall,
   toTask,
+  uniqueSub,
   type Task,
 } from './support/database.js';
 
-const ALICE = 'alice';
-const BOB = 'bob';
+// Unique subs: other test files commit tasks to the same database.
+const ALICE = uniqueSub('alice');
+const BOB = uniqueSub('bob');
 // Alice's data, which must never show up in anything Bob gets back.
 const SECRET_TITLE = 'alice secret title 7f3a';
 const SECRET_DESCRIPTION = 'alice secret description 91c2';
@@ -164,6 +166,11 @@ describe('a transaction without claims sees nothing and changes nothing', () => 
     return toTask(rows[0]);
   }
 
+  async function everyTaskAsOwner(db: pg.ClientBase): Promise<Task[]> {
+    const { rows } = await db.query('select * from api.tasks order by id');
+    return rows.map(toTask);
+  }
+
   /** A connection whose earlier transaction set claims transaction-locally, as a pooled one is. */
   async function onReusedConnection(fn: (db: pg.Client) => Promise<void>) {
     const db = await connect();
@@ -186,7 +193,13 @@ describe('a transaction without claims sees nothing and changes nothing', () => 
 
   it.each(scenarios)('as authenticated with %s', async (_, run, expectedClaims) => {
     await run(async (db) => {
+      // One snapshot for the whole test, so that tasks other test files commit
+      // meanwhile do not show up in the before/after comparison.
+      await db.query('set transaction isolation level repeatable read');
       const task = await insertAlicesTaskAsOwner(db);
+      const before = await everyTaskAsOwner(db);
+      expect(before).toContainEqual(task);
+
       await becomeRole(db, 'authenticated');
       const { rows } = await db.query(`select current_setting('request.jwt.claims', true) as claims, current_user`);
       expect(rows).toEqual([{ claims: expectedClaims, current_user: 'authenticated' }]);
@@ -204,8 +217,7 @@ describe('a transaction without claims sees nothing and changes nothing', () => 
       expect(error?.message).toMatch(/row-level security/);
 
       await db.query('reset role');
-      const { rows: all } = await db.query('select * from api.tasks');
-      expect(all.map(toTask)).toEqual([task]);
+      expect(await everyTaskAsOwner(db)).toEqual(before);
     });
   });
 });

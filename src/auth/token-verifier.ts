@@ -82,7 +82,7 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
   const jwks: JWTVerifyGetKey | undefined = options.jwksUrl
     ? keySourceGuard(
         createRemoteJWKSet(new URL(options.jwksUrl), {
-          cooldownDuration: options.jwksCooldownMs ?? 30_000,
+          cooldownDuration: options.jwksCooldownMs ?? 5_000,
           cacheMaxAge: 10 * 60_000,
           timeoutDuration: 5_000,
         }),

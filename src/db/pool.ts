@@ -42,8 +42,10 @@ export function createPool(connectionString: string, settings: PoolSettings): pg
     keepAlive: true,
     types,
   });
-  // A connection that dies while idle in the pool must not crash the process;
-  // the pool discards it and the next request opens a fresh one.
+  // A connection that dies must not crash the process: while idle the pool
+  // discards it; while checked out the request's queries fail with the cause
+  // (answered with 503) and the connection is released as broken.
   pool.on('error', () => {});
+  pool.on('connect', (client) => client.on('error', () => {}));
   return pool;
 }

@@ -20,21 +20,21 @@ export interface TestApp {
   close(): Promise<void>;
 }
 
-export async function createTestApp(
-  options: {
-    verifier?: Partial<TokenVerifierOptions>;
-    corsOrigins?: string[];
-    appUrl?: string;
-    maxTasksPerUser?: number;
-  } = {},
-): Promise<TestApp> {
+interface TestAppOptions {
+  verifier?: Partial<TokenVerifierOptions>;
+  corsOrigins?: string[];
+  appUrl?: string;
+  maxTasksPerUser?: number;
+}
+
+/** One gateway instance: its own pool, verifier and caches, like one process. */
+async function createInstance(options: TestAppOptions, logs: Record<string, unknown>[]) {
   const pool = createPool(options.appUrl ?? inject('appUrl'), {
     max: 8,
     connectTimeoutMs: 5_000,
     connectRetryMs: 1_000,
     statementTimeoutMs: 5_000,
   });
-  const logs: Record<string, unknown>[] = [];
   const logStream = new Writable({
     write(chunk, _encoding, done) {
       for (const line of String(chunk).split('\n').filter(Boolean)) logs.push(JSON.parse(line));
@@ -58,13 +58,34 @@ export async function createTestApp(
     logStream,
   });
   await app.ready();
+  return { app, pool };
+}
+
+/**
+ * The application as the HTTP tests see it. With TEST_REPLICAS=N (N > 1),
+ * N independent instances share the database and app.inject() sends each
+ * request to the next one, round-robin, as a load balancer would.
+ */
+export async function createTestApp(options: TestAppOptions = {}): Promise<TestApp> {
+  const logs: Record<string, unknown>[] = [];
+  const replicas = Math.max(1, Number(process.env.TEST_REPLICAS ?? 1));
+  const instances = await Promise.all(Array.from({ length: replicas }, () => createInstance(options, logs)));
+  const [primary] = instances;
+  if (replicas > 1) {
+    const injects = instances.map(({ app }) => app.inject.bind(app));
+    let next = 0;
+    primary.app.inject = ((...args: Parameters<FastifyInstance['inject']>) =>
+      (injects[next++ % injects.length] as (...a: typeof args) => unknown)(...args)) as FastifyInstance['inject'];
+  }
   return {
-    app,
-    pool,
+    app: primary.app,
+    pool: primary.pool,
     logs,
     async close() {
-      await app.close();
-      await pool.end();
+      for (const { app, pool } of instances) {
+        await app.close();
+        await pool.end();
+      }
     },
   };
 }
