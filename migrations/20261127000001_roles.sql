@@ -49,18 +49,21 @@ grant task_probe to current_user;
 
 -- migrate:down
 
--- Roles are shared by every database in the cluster: drop each only if no
--- other database still depends on it.
+-- Roles are shared by every database in the cluster. A database that still
+-- holds objects depending on any of them (another copy of this schema) also
+-- logs in as authenticator and switches to anon or authenticated, which leave
+-- no trace in pg_shdepend; so the four roles are kept, or dropped, together.
 do $$
-declare
-  role_name text;
 begin
-  foreach role_name in array array['task_probe', 'authenticator', 'authenticated', 'anon'] loop
-    begin
-      execute format('drop role if exists %I', role_name);
-    exception when dependent_objects_still_exist then
-      raise notice 'role % kept: objects in another database depend on it', role_name;
-    end;
-  end loop;
+  if exists (
+    select from pg_shdepend d
+      join pg_roles r on r.oid = d.refobjid
+     where d.refclassid = 'pg_authid'::regclass
+       and r.rolname in ('task_probe', 'authenticator', 'authenticated', 'anon')
+  ) then
+    raise notice 'roles anon, authenticated, authenticator and task_probe kept: another database still uses them';
+    return;
+  end if;
+  drop role if exists task_probe, authenticator, authenticated, anon;
 end
 $$;

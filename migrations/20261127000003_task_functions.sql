@@ -145,6 +145,17 @@ begin
       using errcode = '22023';
   end if;
 
+  -- The same types the API accepts: no "5" for 5, no "true" for true.
+  if p_changes ? 'title' and jsonb_typeof(p_changes -> 'title') <> 'string' then
+    raise exception 'title must be a string' using errcode = '22023';
+  end if;
+  if p_changes ? 'description' and jsonb_typeof(p_changes -> 'description') not in ('string', 'null') then
+    raise exception 'description must be a string or null' using errcode = '22023';
+  end if;
+  if p_changes ? 'completed' and jsonb_typeof(p_changes -> 'completed') <> 'boolean' then
+    raise exception 'completed must be true or false' using errcode = '22023';
+  end if;
+
   update api.tasks
      set title = case when p_changes ? 'title'
                       then p_changes ->> 'title' else title end,

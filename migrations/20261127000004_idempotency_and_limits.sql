@@ -78,38 +78,38 @@ $$;
 
 grant execute on function api.max_tasks_per_user() to authenticated;
 
--- create_task now refuses a task beyond the limit with PT409 (-> 409). A
--- transaction-scoped advisory lock per user serializes one user's creates,
--- so concurrent requests cannot overshoot the limit together.
-create or replace function api.create_task(
-  p_title text,
-  p_description text default null,
-  p_completed boolean default false
-)
-returns api.tasks
+-- Every insert, through create_task or straight into the table (as
+-- PostgREST would), is refused beyond the limit with PT409 (-> 409). A
+-- transaction-scoped advisory lock per user serializes one user's inserts,
+-- so concurrent requests cannot overshoot the limit together. The count runs
+-- as the inserting user, under row-level security: their own tasks only.
+create or replace function api.tasks_enforce_limit()
+returns trigger
 language plpgsql
-volatile
 as $$
 declare
-  task api.tasks;
   owner_id text := api.current_user_id();
   task_count bigint;
 begin
-  if owner_id is not null then
-    perform pg_advisory_xact_lock(hashtextextended('api.tasks:' || owner_id, 0));
-    select count(*) into task_count from api.tasks where user_id = owner_id;
-    if task_count >= api.max_tasks_per_user() then
-      raise exception 'task limit of % tasks per user reached; delete some tasks first', api.max_tasks_per_user()
-        using errcode = 'PT409', detail = 'task-limit-reached';
-    end if;
+  -- Without claims (the owner maintaining data) there is no user to limit.
+  if owner_id is null then
+    return new;
   end if;
 
-  insert into api.tasks (title, description, completed)
-  values (p_title, p_description, coalesce(p_completed, false))
-  returning * into task;
-  return task;
+  perform pg_advisory_xact_lock(hashtextextended('api.tasks:' || owner_id, 0));
+  select count(*) into task_count from api.tasks where user_id = owner_id;
+  if task_count >= api.max_tasks_per_user() then
+    raise exception 'task limit of % tasks per user reached; delete some tasks first', api.max_tasks_per_user()
+      using errcode = 'PT409', detail = 'task-limit-reached';
+  end if;
+  return new;
 end
 $$;
+
+drop trigger if exists tasks_enforce_limit on api.tasks;
+create trigger tasks_enforce_limit
+  before insert on api.tasks
+  for each row execute function api.tasks_enforce_limit();
 
 -- POST /tasks with an Idempotency-Key. p_request is the request body as JSON.
 -- Returns the new task and replayed = false, or, for a repeat of the same
@@ -174,23 +174,12 @@ grant execute on function api.create_task_idempotent(text, jsonb) to authenticat
 
 drop function if exists api.create_task_idempotent(text, jsonb);
 
-create or replace function api.create_task(
-  p_title text,
-  p_description text default null,
-  p_completed boolean default false
-)
-returns api.tasks
-language sql
-volatile
-as $$
-  insert into api.tasks (title, description, completed)
-  values (p_title, p_description, coalesce(p_completed, false))
-  returning *
-$$;
-
+drop trigger if exists tasks_enforce_limit on api.tasks;
+drop function if exists api.tasks_enforce_limit();
 drop function if exists api.max_tasks_per_user();
 drop function if exists api.purge_expired_idempotency_keys();
 drop table if exists api.idempotency_keys;
+revoke usage on schema api from idempotency_janitor;
 
 do $$
 begin

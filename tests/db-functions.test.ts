@@ -219,10 +219,16 @@ describe('api.update_task', () => {
     });
   });
 
-  it('refuses a JSON null title with a not-null violation (23502)', async () => {
+  it.each([
+    ['a JSON null title', { title: null }],
+    ['a numeric title', { title: 5 }],
+    ['a boolean description', { description: true }],
+    ['a string completed', { completed: 'true' }],
+  ])('refuses %s with 22023 and changes nothing', async (_label, changes) => {
     await rolledBack(async (db) => {
       const task = await createOriginal(db);
-      expect(await sqlstateOfCall(db, 'update_task', { p_id: task.id, p_changes: { title: null } })).toBe('23502');
+      expect(await sqlstateOfCall(db, 'update_task', { p_id: task.id, p_changes: changes })).toBe('22023');
+      expect(await readTaskAs(db, USER, task.id)).toEqual(task);
     });
   });
 });

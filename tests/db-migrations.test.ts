@@ -207,13 +207,8 @@ describe('migrations on a fresh database', () => {
     expect(await mainDatabaseServesRequests()).toBe(true);
   });
 
-  // KNOWN DEFECT in migrations/20261127000001_roles.sql (migrate:down): it
-  // drops every role nothing in the catalogs depends on, which includes
-  // authenticator (the gateway's login role) and anon even while another
-  // database on the cluster is migrated and serving with them. This runs the
-  // down section in a transaction that is rolled back, so nothing is really
-  // dropped. Remove `.fails` once the migration keeps the roles.
-  it.fails('KNOWN DEFECT, expected to fail until fixed: rolling back the roles migration keeps authenticator and anon while another database uses them', async () => {
+  // The down section runs in a transaction that is rolled back, so nothing is really dropped.
+  it('rolling back the roles migration keeps authenticator and anon while another database uses them', async () => {
     const dropped = await rolledBackOn(url, async (db) => {
       await db.query(await downSection(migrationFiles[0]));
       const { rows } = await db.query('select rolname from pg_roles where rolname = any ($1)', [API_ROLES]);
