@@ -473,11 +473,7 @@ describe('api.purge_expired_idempotency_keys() and row-level security', () => {
   });
 });
 
-// Defects found while writing this suite. Each test states what the contract
-// asks for and is marked `.fails` while the application does otherwise, so the
-// suite stays green and the defect stays visible; once the fix lands vitest
-// reports the test as unexpectedly passing: remove `.fails` then.
-describe('[defect] a body is judged the same with or without an Idempotency-Key', () => {
+describe('a body is judged the same with or without an Idempotency-Key', () => {
   function postRaw(who: User, body: string, key?: string) {
     return t.app.inject({
       method: 'POST',
@@ -487,9 +483,8 @@ describe('[defect] a body is judged the same with or without an Idempotency-Key'
     });
   }
 
-  // Valid JSON, but PostgreSQL text cannot hold U+0000: today the plain path
-  // fails with 22021 and the keyed path with 22P05, both unmapped -> 500.
-  it.fails.each([
+  // Valid JSON, but PostgreSQL text cannot hold U+0000.
+  it.each([
     ['title', '{"title":"a\\u0000b"}'],
     ['description', '{"title":"a","description":"x\\u0000y"}'],
   ])('a NUL character in %s is 422 naming the field, never 500', async (field, body) => {
@@ -501,10 +496,9 @@ describe('[defect] a body is judged the same with or without an Idempotency-Key'
     expect(await list(alice)).toEqual([]);
   });
 
-  // An unpaired surrogate has no UTF-8 form. Today the plain path answers 201
-  // and silently stores U+FFFD instead, while the keyed path answers 422 with
-  // PostgreSQL's own message ("invalid input syntax for type json").
-  it.fails('an unpaired UTF-16 surrogate is 422 on both paths, and nothing is stored', async () => {
+  // An unpaired surrogate has no UTF-8 form: refused, never silently replaced
+  // by U+FFFD, and never with PostgreSQL's own message.
+  it('an unpaired UTF-16 surrogate is 422 on both paths, and nothing is stored', async () => {
     const alice = await user('defect-surrogate');
     const body = '{"title":"a","description":"\\ud800"}';
     for (const key of [undefined, newKey()]) {
@@ -515,12 +509,10 @@ describe('[defect] a body is judged the same with or without an Idempotency-Key'
     expect(await list(alice)).toEqual([]);
   });
 
-  // Today the detail of a header-only validation error reads "The request
-  // body is not valid." although the body is fine.
-  it.fails('a 422 for a bad Idempotency-Key does not blame the body', async () => {
+  it('a 422 for a bad Idempotency-Key does not blame the body', async () => {
     const alice = await user('defect-detail');
     const problem = expectProblem(await post(alice, { title: 'fine body' }, ''), 422, '/problems/validation');
-    expect(problem.errors).toEqual([{ field: 'idempotency-key', reason: expect.any(String) }]);
+    expect(problem.errors).toEqual([{ field: 'Idempotency-Key', reason: expect.any(String) }]);
     expect(problem.detail).not.toMatch(/body/i);
   });
 });

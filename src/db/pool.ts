@@ -38,7 +38,7 @@ export function createPool(connectionString: string, settings: PoolSettings): pg
     application_name: 'task-api',
     // Statements are written without waiting for the previous answer, so a
     // request's transaction costs one round trip (see request-transaction.ts).
-    pipeline: true,
+    pipeline: process.env.PG_PIPELINE !== 'false',
     keepAlive: true,
     types,
   });

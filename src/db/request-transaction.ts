@@ -38,7 +38,12 @@ export type RequestRunner = <Row extends pg.QueryResultRow>(
   statement: Statement,
 ) => Promise<Row[]>;
 
-const SET_ROLE_AND_CLAIMS = {
+/** The statements around each request's operation, exported for the benchmark's replay. */
+export const BEGIN_READ = 'begin read only';
+export const BEGIN_WRITE = 'begin';
+export const COMMIT = 'commit';
+
+export const SET_ROLE_AND_CLAIMS = {
   name: 'task_api_set_role_and_claims',
   text:
     "select set_config('role', 'authenticated', true), " +
@@ -89,10 +94,10 @@ export function createRequestRunner(options: RequestRunnerOptions): RequestRunne
   ): Promise<Row[]> {
     const client = await connectWithRetry(options.pool, options.connectRetryMs);
     const outcomes = await Promise.allSettled([
-      client.query(mode === 'read' ? 'begin read only' : 'begin'),
+      client.query(mode === 'read' ? BEGIN_READ : BEGIN_WRITE),
       client.query({ ...setRoleAndClaims, values: [identity.claimsJson, statementTimeout, maxTasks] }),
       client.query<Row>(named(statement)),
-      client.query('commit'),
+      client.query(COMMIT),
     ]);
 
     const failure = outcomes.find((outcome) => outcome.status === 'rejected');

@@ -64,6 +64,11 @@ export function fromDatabaseError(error: DatabaseError): ProblemError | undefine
       return new ProblemError('validation', 'The task is not valid.', {
         errors: [{ field: error.column ?? 'body', reason: 'must not be null' }],
       });
+    case '22021': // a NUL byte in text
+    case '22P05': // \u0000 in jsonb
+      return new ProblemError('validation', 'The request is not valid.', {
+        errors: [{ field: 'body', reason: 'contains characters that cannot be stored' }],
+      });
     case '22023':
     case '22P02':
       return new ProblemError('validation', 'The request is not valid.', {
@@ -106,6 +111,8 @@ function reasonOf(error: AjvError): string {
       return 'must not be empty';
     case 'maxLength':
       return `must be at most ${error.params.limit} characters`;
+    case 'pattern':
+      return 'must not contain NUL characters or unpaired UTF-16 surrogates';
     case 'minProperties':
       return 'must contain at least one of title, description, completed';
     default:
@@ -113,16 +120,27 @@ function reasonOf(error: AjvError): string {
   }
 }
 
-export function fromValidation(errors: AjvError[]): ProblemError {
+const VALIDATION_DETAIL: Record<string, string> = {
+  body: 'The request body is not valid.',
+  headers: 'A request header is not valid.',
+  params: 'The request path is not valid.',
+  querystring: 'The query string is not valid.',
+};
+
+/** Header names as clients write them in the `field` of an error. */
+const HEADER_FIELDS: Record<string, string> = { 'idempotency-key': 'Idempotency-Key', 'if-match': 'If-Match' };
+
+export function fromValidation(errors: AjvError[], context = 'body'): ProblemError {
   const seen = new Set<string>();
   const fieldErrors: FieldError[] = [];
   for (const error of errors) {
-    const fieldError = { field: fieldOf(error), reason: reasonOf(error) };
+    const field = fieldOf(error);
+    const fieldError = { field: context === 'headers' ? (HEADER_FIELDS[field] ?? field) : field, reason: reasonOf(error) };
     const key = `${fieldError.field}:${fieldError.reason}`;
     if (!seen.has(key)) fieldErrors.push(fieldError);
     seen.add(key);
   }
-  return new ProblemError('validation', 'The request body is not valid.', { errors: fieldErrors });
+  return new ProblemError('validation', VALIDATION_DETAIL[context] ?? VALIDATION_DETAIL.body, { errors: fieldErrors });
 }
 
 /** Everything the error handler can meet, as a problem; undefined means a 500. */
@@ -141,8 +159,8 @@ export function toProblem(error: unknown): ProblemError | undefined {
     return unavailable('The keys needed to verify the token could not be fetched; retry shortly.');
   }
 
-  const fastifyError = error as FastifyError & { validation?: AjvError[] };
-  if (fastifyError.validation) return fromValidation(fastifyError.validation);
+  const fastifyError = error as FastifyError & { validation?: AjvError[]; validationContext?: string };
+  if (fastifyError.validation) return fromValidation(fastifyError.validation, fastifyError.validationContext);
   switch (fastifyError.code) {
     case 'FST_ERR_CTP_INVALID_JSON_BODY':
     case 'FST_ERR_CTP_EMPTY_JSON_BODY':

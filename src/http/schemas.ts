@@ -3,18 +3,22 @@
 // /openapi.json is generated from them, so the document cannot drift.
 
 export const TITLE_MAX = 255;
+/** PostgreSQL text cannot hold U+0000, and an unpaired UTF-16 surrogate has no UTF-8 form. */
+export const STORABLE_TEXT = '^[^\\u0000\\uD800-\\uDFFF]*$';
 export const DESCRIPTION_MAX = 10_000;
 
 const title = {
   type: 'string',
   minLength: 1,
   maxLength: TITLE_MAX,
+  pattern: STORABLE_TEXT,
   description: `Leading and trailing white space is trimmed; 1–${TITLE_MAX} characters remain.`,
   examples: ['Buy milk'],
 } as const;
 const description = {
   type: ['string', 'null'],
   maxLength: DESCRIPTION_MAX,
+  pattern: STORABLE_TEXT,
   description: `At most ${DESCRIPTION_MAX} characters, or null.`,
 } as const;
 const completed = { type: 'boolean', description: 'JSON true or false only.' } as const;

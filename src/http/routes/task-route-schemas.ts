@@ -72,13 +72,14 @@ export function taskRouteSchemasFor(withUserId: boolean) {
       : undefined;
   };
   const idParam = pathParams(true);
-  const listParams = pathParams(false);
+  // Fastify warns about an explicitly undefined params schema: leave the key out.
+  const listParams = withUserId ? { params: pathParams(false) } : {};
   return {
     list: {
       summary: "List the caller's tasks, newest first",
       tags,
       security,
-      params: listParams,
+      ...listParams,
       response: {
         200: {
           description: "The caller's tasks ordered by created_at, then id, descending; [] when none.",
@@ -91,7 +92,7 @@ export function taskRouteSchemasFor(withUserId: boolean) {
       summary: 'Create a task',
       tags,
       security,
-      params: listParams,
+      ...listParams,
       headers: {
         type: 'object',
         properties: {

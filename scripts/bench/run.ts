@@ -1,0 +1,273 @@
+// npm run bench [-- --duration 10 --connections 16 --smoke --ops list,get --keys hs256,eddsa]
+//
+// Seeds a database with many users × tasks, starts the real gateway as a
+// process, and drives it with wrk, beside two pgbench baselines at the same
+// concurrency on the same server in the same run:
+//   (a) the fixed reference: the plainest transaction doing the same work
+//       (scripts/bench/pgbench/reference-*.sql, four statements);
+//   (b) the exact SQL the gateway sends, generated from its query code and
+//       pipelined the way the gateway pipelines it.
+// Prints one table and writes the results as JSON to bench-results/.
+//
+// Database: an embedded PostgreSQL in a temporary directory, or a new
+// database task_api_bench in the server at BENCH_DATABASE_URL (a superuser
+// or owner URL).
+import { spawn } from 'node:child_process';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import pg from 'pg';
+import { SignJWT } from 'jose';
+import { startEmbeddedCluster, freePort, type EmbeddedCluster } from '../../src/db/embedded-cluster.js';
+import { prepareDatabase, withDatabase } from '../../src/db/database.js';
+import { projectRoot } from '../../src/db/migrate.js';
+import { startJwksStandIn } from './jwks-stand-in.js';
+import { gatewaySqlScript, REFERENCE_SCRIPTS, type Operation } from './gateway-sql.js';
+import { ensureTool, runPgbench, runWrk, type Measurement } from './tools.js';
+
+interface Options {
+  durationSeconds: number;
+  connections: number;
+  users: number;
+  tasksPerUser: number;
+  ops: Operation[];
+  keys: ('hs256' | 'eddsa')[];
+  baselines: boolean;
+}
+
+const ALL_OPS: Operation[] = ['list', 'get', 'create', 'toggle', 'patch', 'delete-recreate', 'mix'];
+const JWT_SECRET = 'benchmark-secret-benchmark-secret-benchmark';
+
+function parseOptions(argv: string[]): Options {
+  const value = (name: string) => {
+    const index = argv.indexOf(`--${name}`);
+    return index >= 0 ? argv[index + 1] : undefined;
+  };
+  const smoke = argv.includes('--smoke');
+  return {
+    durationSeconds: Number(value('duration') ?? (smoke ? 1 : 10)),
+    connections: Number(value('connections') ?? 16),
+    users: Number(value('users') ?? (smoke ? 50 : 1000)),
+    tasksPerUser: Number(value('tasks') ?? 100),
+    ops: (value('ops')?.split(',') as Operation[]) ?? (smoke ? ['list', 'create'] : ALL_OPS),
+    keys: (value('keys')?.split(',') as Options['keys']) ?? (smoke ? ['hs256'] : ['hs256', 'eddsa']),
+    baselines: !argv.includes('--no-baselines'),
+  };
+}
+
+async function openBenchDatabase(workDir: string) {
+  let cluster: EmbeddedCluster | undefined;
+  let serverUrl = process.env.BENCH_DATABASE_URL;
+  if (!serverUrl) {
+    cluster = await startEmbeddedCluster({ clusterDir: path.join(workDir, 'pg'), logFile: path.join(workDir, 'pg.log') });
+    serverUrl = cluster.superuserUrl;
+  }
+  const ownerUrl = withDatabase(serverUrl, 'task_api_bench');
+  const admin = new pg.Client({ connectionString: serverUrl });
+  await admin.connect();
+  await admin.query('drop database if exists task_api_bench with (force)');
+  await admin.end();
+  const appUrl = await prepareDatabase(ownerUrl, 'benchmark-authenticator-password');
+  return { ownerUrl, appUrl, description: cluster ? 'embedded PostgreSQL' : 'BENCH_DATABASE_URL', stop: () => cluster?.stop() };
+}
+
+async function seed(ownerUrl: string, users: number, tasksPerUser: number) {
+  const client = new pg.Client({ connectionString: ownerUrl });
+  await client.connect();
+  try {
+    // Ids are md5('bench-user-<u>-<n>')::uuid so pgbench can name any task.
+    await client.query(
+      `insert into api.tasks (id, user_id, title, description, completed)
+       select md5('bench-user-' || u || '-' || n)::uuid, 'bench-user-' || u,
+              'task ' || n || ' of user ' || u,
+              case when n % 3 = 0 then 'a description of task ' || n end,
+              n % 2 = 0
+         from generate_series(1, $1::int) u, generate_series(1, $2::int) n`,
+      [users, tasksPerUser],
+    );
+    await client.query('vacuum analyze api.tasks');
+  } finally {
+    await client.end();
+  }
+}
+
+function taskIdsOf(user: number, tasksPerUser: number, sample = 20): Promise<string[]> {
+  // The same md5 the seed used, computed here without a round trip.
+  return import('node:crypto').then(({ createHash }) =>
+    Array.from({ length: Math.min(sample, tasksPerUser) }, (_, i) => {
+      const hex = createHash('md5').update(`bench-user-${user}-${i + 1}`).digest('hex');
+      return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+    }),
+  );
+}
+
+async function writeWrkData(file: string, tokens: string[], tasksPerUser: number) {
+  const lines = ['users = {'];
+  for (let u = 1; u <= tokens.length; u++) {
+    const ids = await taskIdsOf(u, tasksPerUser);
+    lines.push(`  { token = "${tokens[u - 1]}", ids = { ${ids.map((id) => `"${id}"`).join(', ')} } },`);
+  }
+  lines.push('}');
+  await writeFile(file, lines.join('\n'));
+}
+
+async function startGateway(env: Record<string, string>) {
+  const port = await freePort();
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+    cwd: projectRoot,
+    env: { ...process.env, PORT: String(port), HOST: '127.0.0.1', ...env },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let output = '';
+  child.stderr!.on('data', (chunk) => (output += chunk));
+  const url = `http://127.0.0.1:${port}`;
+  for (let waited = 0; ; waited += 100) {
+    if (child.exitCode !== null) throw new Error(`gateway exited during start-up:\n${output}`);
+    try {
+      if ((await fetch(`${url}/health/ready`)).ok) break;
+    } catch {
+      // not listening yet
+    }
+    if (waited > 60_000) throw new Error(`gateway did not start:\n${output}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return {
+    url,
+    /** Peak resident set size (VmHWM) in MB, read before the process ends. */
+    async peakRssMb() {
+      const status = await readFile(`/proc/${child.pid}/status`, 'utf8').catch(() => '');
+      const match = /VmHWM:\s+(\d+) kB/.exec(status);
+      return match ? Math.round(Number(match[1]) / 1024) : undefined;
+    },
+    async stop() {
+      child.kill('SIGTERM');
+      await new Promise((resolve) => child.once('exit', resolve));
+    },
+  };
+}
+
+function formatTable(rows: Record<string, unknown>[]): string {
+  const columns = Object.keys(rows[0] ?? {});
+  const cells = rows.map((row) => columns.map((column) => String(row[column] ?? '')));
+  const widths = columns.map((column, i) => Math.max(column.length, ...cells.map((row) => row[i].length)));
+  const line = (values: string[]) => `| ${values.map((v, i) => v.padEnd(widths[i])).join(' | ')} |`;
+  return [line(columns), `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`, ...cells.map(line)].join('\n');
+}
+
+const ratio = (value: number, base?: number) => (base ? `${Math.round((value / base) * 100)}%` : '');
+
+async function main() {
+  const options = parseOptions(process.argv.slice(2));
+  await ensureTool('wrk', 'wrk');
+  if (options.baselines) await ensureTool('pgbench', 'postgresql-client');
+
+  const workDir = await mkdtemp(path.join(tmpdir(), 'task-api-bench-'));
+  const database = await openBenchDatabase(workDir);
+  const jwks = await startJwksStandIn();
+  const cleanups: (() => Promise<unknown> | unknown)[] = [() => jwks.close(), () => database.stop(), () => rm(workDir, { recursive: true, force: true })];
+  try {
+    process.stderr.write(`seeding ${options.users} users × ${options.tasksPerUser} tasks…\n`);
+    await seed(database.ownerUrl, options.users, options.tasksPerUser);
+
+    const userIds = Array.from({ length: options.users }, (_, i) => `bench-user-${i + 1}`);
+    const tokens = {
+      hs256: await Promise.all(
+        userIds.map((sub) =>
+          new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject(sub).setIssuedAt().setExpirationTime('2h')
+            .sign(new TextEncoder().encode(JWT_SECRET)),
+        ),
+      ),
+      eddsa: await Promise.all(userIds.map((sub) => jwks.sign(sub))),
+    };
+
+    const gateway = await startGateway({
+      DATABASE_URL: database.appUrl,
+      JWT_SECRET,
+      JWKS_URL: jwks.jwksUrl,
+      LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'info',
+      DB_POOL_MAX: process.env.DB_POOL_MAX ?? '10',
+    });
+    cleanups.unshift(() => gateway.stop());
+
+    const results: Record<string, unknown>[] = [];
+    const raw: Record<string, Measurement | undefined>[] = [];
+    for (const op of options.ops) {
+      const measured: Record<string, Measurement | undefined> = {};
+      for (const key of options.keys) {
+        const dataFile = path.join(workDir, `wrk-${key}.lua`);
+        await writeWrkData(dataFile, tokens[key], options.tasksPerUser);
+        process.stderr.write(`gateway ${op} (${key})…\n`);
+        measured[`gateway ${key === 'hs256' ? 'HS256' : 'EdDSA'}`] = await runWrk({
+          url: gateway.url,
+          op,
+          dataFile,
+          connections: options.connections,
+          durationSeconds: options.durationSeconds,
+        });
+      }
+      if (options.baselines && REFERENCE_SCRIPTS[op]) {
+        const pgbenchVars = { users: options.users, tasks: Math.min(20, options.tasksPerUser) };
+        process.stderr.write(`pgbench reference ${op}…\n`);
+        measured['(a) reference'] = await runPgbench({
+          url: database.appUrl,
+          scriptFile: path.join(projectRoot, 'scripts', 'bench', 'pgbench', REFERENCE_SCRIPTS[op]!),
+          vars: pgbenchVars,
+          connections: options.connections,
+          durationSeconds: options.durationSeconds,
+          workDir,
+          protocol: 'prepared',
+        });
+        const gatewayScript = path.join(workDir, `gateway-${op}.sql`);
+        await writeFile(gatewayScript, gatewaySqlScript(op));
+        process.stderr.write(`pgbench gateway SQL ${op}…\n`);
+        measured['(b) gateway SQL'] = await runPgbench({
+          url: database.appUrl,
+          scriptFile: gatewayScript,
+          vars: pgbenchVars,
+          connections: options.connections,
+          durationSeconds: options.durationSeconds,
+          workDir,
+          // pgbench prepares a pipelined script's statements before it runs,
+          // as authenticator, which may not even see schema api: parse each time.
+          protocol: 'extended',
+        });
+      }
+      raw.push({ op: op as never, ...measured });
+      const reference = measured['(a) reference'];
+      const gatewaySql = measured['(b) gateway SQL'];
+      for (const [name, m] of Object.entries(measured)) {
+        if (!m) continue;
+        const isGateway = name.startsWith('gateway ');
+        results.push({
+          operation: op,
+          runner: name,
+          'req/s': Math.round(m.rate),
+          'p50 ms': m.p50Ms.toFixed(2),
+          'p99 ms': m.p99Ms.toFixed(2),
+          errors: m.errors,
+          'vs (a)': isGateway ? ratio(m.rate, reference?.rate) : '',
+          'vs (b)': isGateway ? ratio(m.rate, gatewaySql?.rate) : '',
+          'p99 vs (a)': isGateway && reference ? `${(m.p99Ms / reference.p99Ms).toFixed(1)}×` : '',
+        });
+      }
+    }
+    const peakRssMb = await gateway.peakRssMb();
+
+    const header = [
+      `Task API benchmark: ${options.connections} connections, ${options.durationSeconds} s per run, ` +
+        `${options.users} users × ${options.tasksPerUser} tasks, ${database.description}`,
+      '(a) = pgbench fixed reference, (b) = pgbench replaying the gateway\'s exact SQL; gateway ÷ (a) is the ratio that counts',
+    ];
+    console.log(`\n${header.join('\n')}\n\n${formatTable(results)}\n\ngateway peak RSS: ${peakRssMb ?? '?'} MB`);
+
+    const outDir = path.join(projectRoot, 'bench-results');
+    await mkdir(outDir, { recursive: true });
+    const outFile = path.join(outDir, `bench-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
+    await writeFile(outFile, JSON.stringify({ options, database: database.description, peakRssMb, results, raw }, null, 2));
+    console.log(`results: ${path.relative(projectRoot, outFile)}`);
+  } finally {
+    for (const cleanup of cleanups) await cleanup();
+  }
+}
+
+await main();
