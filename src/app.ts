@@ -10,6 +10,7 @@ import type { TokenVerifier } from './auth/token-verifier.js';
 import type { RequestRunner } from './db/request-transaction.js';
 import { toProblem } from './http/error-mapping.js';
 import { ProblemError, sendProblem } from './http/problem.js';
+import { registerMetrics } from './http/metrics.js';
 import { healthRoutes } from './http/routes/health.js';
 import { taskRoutes } from './http/routes/tasks.js';
 import { sharedSchemas } from './http/schemas.js';
@@ -22,6 +23,8 @@ export interface AppOptions {
   logLevel?: string;
   /** Pino destination for tests; defaults to stdout. */
   logStream?: NodeJS.WritableStream;
+  /** Serve Prometheus metrics at GET /metrics; off: no hook, no route. */
+  metrics?: boolean;
 }
 
 export const BODY_LIMIT_BYTES = 64 * 1024;
@@ -60,6 +63,9 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   app.addHook('onRequest', async (request, reply) => {
     reply.header('X-Request-Id', request.id);
   });
+
+  // Before every route, so its onResponse hook sees all of them.
+  if (options.metrics) registerMetrics(app, { pool: options.pool });
 
   // Only application/json bodies are accepted (Fastify also parses text/plain by default).
   app.removeContentTypeParser('text/plain');

@@ -30,6 +30,8 @@ export interface Config {
   logLevel: string;
   /** Use named prepared statements (off behind transaction-mode poolers that cannot keep them). */
   preparedStatements: boolean;
+  /** Serve Prometheus metrics at GET /metrics (METRICS=true). */
+  metrics: boolean;
 }
 
 export class ConfigError extends Error {
@@ -136,6 +138,7 @@ export function loadConfig(env: Env = process.env): Config {
     },
     logLevel: text(env, 'LOG_LEVEL') ?? 'info',
     preparedStatements: flag(env, 'DB_PREPARED_STATEMENTS', true, problems),
+    metrics: flag(env, 'METRICS', false, problems),
   };
 
   if (problems.length) throw new ConfigError(problems);

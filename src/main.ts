@@ -28,6 +28,7 @@ const lines = [
   `database: ${server.database.description}`,
   `token keys: ${keys.join(' and ')}${config.jwtIssuer ? `, issuer ${config.jwtIssuer}` : ''}${config.jwtAudience ? `, audience ${config.jwtAudience.join(',')}` : ''}`,
   `API reference: ${server.url}/docs`,
+  `metrics: ${config.metrics ? `on, Prometheus text at ${server.url}/metrics` : 'off (METRICS=true serves /metrics)'}`,
 ];
 if (server.devSecretFile) {
   lines.push(

@@ -49,7 +49,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
     connectRetryMs: config.pool.connectRetryMs,
     maxTasksPerUser: config.maxTasksPerUser,
   });
-  const app = await buildApp({ pool, runAsUser, verify, corsOrigins: config.corsOrigins, logLevel: config.logLevel });
+  const app = await buildApp({ pool, runAsUser, verify, corsOrigins: config.corsOrigins, logLevel: config.logLevel, metrics: config.metrics });
 
   try {
     await app.listen({ port: config.port, host: config.host });

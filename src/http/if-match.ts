@@ -1,8 +1,6 @@
 // ETags are the task's version in quotes: strong, and changed by every write.
-import type { TaskRow } from '../db/task-queries.js';
-
-export function etagOf(task: Pick<TaskRow, 'version'>): string {
-  return `"${task.version}"`;
+export function etagOf(version: string): string {
+  return `"${version}"`;
 }
 
 /**

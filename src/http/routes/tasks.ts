@@ -4,7 +4,8 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { TokenVerifier } from '../../auth/token-verifier.js';
 import type { AccessMode, RequestRunner, Statement } from '../../db/request-transaction.js';
-import { taskFromJson, taskQueries, type IdempotentCreateRow, type TaskRow } from '../../db/task-queries.js';
+import { renderTask, renderTaskList, VERSION, type RawTaskRow } from '../../db/task-json.js';
+import { taskQueries, type IdempotentCreateRow } from '../../db/task-queries.js';
 import { registerAuthentication } from '../authentication.js';
 import { etagOf, parseIfMatch } from '../if-match.js';
 import { ProblemError } from '../problem.js';
@@ -32,8 +33,10 @@ function ifMatch(request: FastifyRequest) {
   return parseIfMatch(Array.isArray(header) ? header.join(',') : header);
 }
 
-function sendTask(reply: FastifyReply, task: TaskRow, status = 200) {
-  return reply.code(status).header('ETag', etagOf(task)).send(task);
+const JSON_TYPE = 'application/json; charset=utf-8';
+
+function sendTask(reply: FastifyReply, task: RawTaskRow, status = 200) {
+  return reply.code(status).header('ETag', etagOf(task[VERSION])).type(JSON_TYPE).send(renderTask(task));
 }
 
 export async function taskRoutes(app: FastifyInstance, options: TaskRoutesOptions) {
@@ -41,7 +44,7 @@ export async function taskRoutes(app: FastifyInstance, options: TaskRoutesOption
   const taskRouteSchemas = taskRouteSchemasFor(app.prefix.includes(':user_id'));
 
   const run = (request: FastifyRequest, mode: AccessMode, statement: Statement) =>
-    options.runAsUser<TaskRow>(request.identity, mode, statement);
+    options.runAsUser<RawTaskRow>(request.identity, mode, statement);
   const runOne = async (request: FastifyRequest, mode: AccessMode, statement: Statement) =>
     (await run(request, mode, statement))[0];
 
@@ -52,14 +55,14 @@ export async function taskRoutes(app: FastifyInstance, options: TaskRoutesOption
     if (body && typeof body === 'object' && typeof body.title === 'string') body.title = body.title.trim();
   });
 
-  app.get('/tasks', { schema: taskRouteSchemas.list }, async (request) => {
-    return run(request, 'read', taskQueries.list());
+  app.get('/tasks', { schema: taskRouteSchemas.list }, async (request, reply) => {
+    return reply.type(JSON_TYPE).send(renderTaskList(await run(request, 'read', taskQueries.list())));
   });
 
   app.post('/tasks', { schema: taskRouteSchemas.create }, async (request, reply) => {
     const body = request.body as TaskInput;
     const idempotencyKey = request.headers['idempotency-key'] as string | undefined;
-    let task: TaskRow;
+    let task: RawTaskRow;
     if (idempotencyKey === undefined) {
       task = await runOne(request, 'write', taskQueries.create(body.title, body.description ?? null, body.completed ?? false));
     } else {
@@ -68,12 +71,12 @@ export async function taskRoutes(app: FastifyInstance, options: TaskRoutesOption
         'write',
         taskQueries.createIdempotent(idempotencyKey, body),
       );
-      task = taskFromJson(result.task);
-      if (result.replayed) reply.header('Idempotent-Replayed', 'true');
+      task = result.slice(0, 8) as RawTaskRow;
+      if (result[8] === 't') reply.header('Idempotent-Replayed', 'true');
     }
     const { user_id } = request.params as { user_id?: string };
     const base = user_id === undefined ? '/api' : `/api/${encodeURIComponent(user_id)}`;
-    reply.header('Location', `${base}/tasks/${task.id}`);
+    reply.header('Location', `${base}/tasks/${task[0]}`);
     return sendTask(reply, task, 201);
   });
 
