@@ -3,7 +3,8 @@
 import cors from '@fastify/cors';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
-import Fastify, { type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyInstance } from 'fastify';
+import pino from 'pino';
 import { randomUUID } from 'node:crypto';
 import type pg from 'pg';
 import type { TokenVerifier } from './auth/token-verifier.js';
@@ -43,8 +44,12 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
           remoteAddress: request.ip,
         }),
       },
-      ...(options.logStream ? { stream: options.logStream } : {}),
+      // Asynchronous, so a burst of requests costs a few large writes rather
+      // than one system call per log line; flushed on shutdown.
+      stream: options.logStream ?? pino.destination({ dest: 1, sync: false }),
     },
+    // One access-log line per request (below) instead of Fastify's two.
+    logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: BODY_LIMIT_BYTES,
     // Reuse a caller's X-Request-Id when it is sane, so logs correlate across services.
     requestIdHeader: false,
@@ -62,6 +67,12 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
 
   app.addHook('onRequest', async (request, reply) => {
     reply.header('X-Request-Id', request.id);
+  });
+  app.addHook('onResponse', async (request, reply) => {
+    request.log.info(
+      { req: request, res: { statusCode: reply.statusCode }, responseTime: reply.elapsedTime },
+      'request completed',
+    );
   });
 
   // Before every route, so its onResponse hook sees all of them.

@@ -84,6 +84,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
         }
         await pool.end();
         await database.stop();
+        (app.log as { flush?: () => void }).flush?.();
       })();
       return closing;
     },

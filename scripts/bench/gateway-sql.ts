@@ -1,7 +1,8 @@
 // Baseline (b): the exact SQL the gateway sends for an operation, written as
 // a pgbench script from the gateway's own query code, pipelined as the
-// gateway pipelines it (one round trip per transaction).
-import { BEGIN_READ, BEGIN_WRITE, COMMIT, SET_ROLE_AND_CLAIMS } from '../../src/db/request-transaction.js';
+// gateway pipelines it: both statements, then one Sync (\endpipeline), one
+// implicit transaction and one round trip.
+import { SET_ROLE_AND_CLAIMS } from '../../src/db/request-transaction.js';
 import { taskQueries, type IfMatch } from '../../src/db/task-queries.js';
 
 export type Operation = 'list' | 'get' | 'create' | 'toggle' | 'patch' | 'delete-recreate' | 'mix';
@@ -57,10 +58,8 @@ export function gatewaySqlScript(op: Operation): string {
     '\\set uid random(1, :users)',
     '\\set n random(1, :tasks)',
     '\\startpipeline',
-    `${mode === 'read' ? BEGIN_READ : BEGIN_WRITE};`,
-    `${bind(SET_ROLE_AND_CLAIMS.text, [CLAIMS, `'5000ms'`, `'10000'`])};`,
+    `${bind(SET_ROLE_AND_CLAIMS.text, [CLAIMS, `'5000ms'`, `'10000'`, mode === 'read' ? `'on'` : `'off'`])};`,
     `${bind(text, values)};`,
-    `${COMMIT};`,
     '\\endpipeline',
     '',
   ].join('\n');

@@ -12,7 +12,7 @@
 // Database: an embedded PostgreSQL in a temporary directory, or a new
 // database task_api_bench in the server at BENCH_DATABASE_URL (a superuser
 // or owner URL).
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -113,7 +113,9 @@ async function writeWrkData(file: string, tokens: string[], tasksPerUser: number
 
 async function startGateway(env: Record<string, string>) {
   const port = await freePort();
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+  // The production build, as `npm start` runs it.
+  execFileSync('npm', ['run', '--silent', 'build'], { cwd: projectRoot, stdio: 'inherit' });
+  const child = spawn(process.execPath, ['dist/main.js'], {
     cwd: projectRoot,
     env: { ...process.env, PORT: String(port), HOST: '127.0.0.1', ...env },
     stdio: ['ignore', 'ignore', 'pipe'],

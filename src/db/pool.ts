@@ -13,9 +13,6 @@ export function createPool(connectionString: string, settings: PoolSettings): pg
     // limit catches a server that stops answering altogether.
     query_timeout: settings.statementTimeoutMs + 2_000,
     application_name: 'task-api',
-    // Statements are written without waiting for the previous answer, so a
-    // request's transaction costs one round trip (see request-transaction.ts).
-    pipeline: true,
     keepAlive: true,
   });
   // A connection that dies must not crash the process: while idle the pool

@@ -3,10 +3,12 @@
 // claims, both transaction-local (set_config(..., true)) so nothing outlives
 // the transaction on a pooled connection.
 //
-// The four statements (BEGIN, set role and claims, the operation, COMMIT) are
-// pipelined: sent together and answered together, one network round trip,
-// every value a bound parameter.
+// The two statements (set role and claims, then the operation) go out as one
+// pipelined batch with a single Sync: one write, one round trip, every value
+// a bound parameter, committed by PostgreSQL before it answers
+// (see transaction-pipeline.ts).
 import type pg from 'pg';
+import { runPipelined, type PipelinedStatement, type RawRow } from './transaction-pipeline.js';
 
 export type AccessMode = 'read' | 'write';
 
@@ -15,15 +17,7 @@ export interface RequestIdentity {
   claimsJson: string;
 }
 
-export interface Statement {
-  /** A name makes it a prepared statement, parsed once per connection. */
-  name?: string;
-  text: string;
-  values: unknown[];
-  /** node-postgres options: rows as arrays, and how values are parsed. */
-  rowMode?: 'array';
-  types?: { getTypeParser: (oid: number, format?: 'text' | 'binary') => (value: string) => unknown };
-}
+export type Statement = PipelinedStatement;
 
 export interface RequestRunnerOptions {
   pool: pg.Pool;
@@ -35,17 +29,16 @@ export interface RequestRunnerOptions {
   maxTasksPerUser: number;
 }
 
-export type RequestRunner = <Row = pg.QueryResultRow>(
+export type RequestRunner = <Row extends RawRow = RawRow>(
   identity: RequestIdentity,
   mode: AccessMode,
   statement: Statement,
 ) => Promise<Row[]>;
 
-/** The statements around each request's operation, exported for the benchmark's replay. */
-export const BEGIN_READ = 'begin read only';
-export const BEGIN_WRITE = 'begin';
-export const COMMIT = 'commit';
-
+/**
+ * The first statement of every request. A read is made read-only
+ * (transaction_read_only may be switched on at any point of a transaction).
+ */
 export const SET_ROLE_AND_CLAIMS = {
   name: 'task_api_set_role_and_claims',
   text:
@@ -53,6 +46,7 @@ export const SET_ROLE_AND_CLAIMS = {
     "set_config('request.jwt.claims', $1, true), " +
     "set_config('statement_timeout', $2, true), " +
     "set_config('task_api.max_tasks_per_user', $3, true), " +
+    "set_config('transaction_read_only', $4, true), " +
     "set_config('timezone', 'UTC', true)",
 };
 
@@ -60,9 +54,6 @@ export const SET_ROLE_AND_CLAIMS = {
 export function isServerError(error: unknown): boolean {
   return typeof (error as { code?: unknown })?.code === 'string' && 'severity' in (error as object);
 }
-
-/** The transaction did not commit, or its outcome is unknown: never report success. */
-export class CommitFailedError extends Error {}
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -84,45 +75,31 @@ async function connectWithRetry(pool: pg.Pool, retryMs: number): Promise<pg.Pool
 }
 
 export function createRequestRunner(options: RequestRunnerOptions): RequestRunner {
-  const named = <T extends { name?: string }>(query: T) =>
-    options.preparedStatements ? query : { ...query, name: undefined };
-  const setRoleAndClaims = named(SET_ROLE_AND_CLAIMS);
+  const named = (statement: Statement): Statement =>
+    options.preparedStatements ? statement : { ...statement, name: undefined };
+  const setRoleAndClaims = named({ ...SET_ROLE_AND_CLAIMS, values: [] });
   const statementTimeout = `${options.statementTimeoutMs}ms`;
   const maxTasks = String(options.maxTasksPerUser);
 
-  return async function runAsUser<Row = pg.QueryResultRow>(
+  return async function runAsUser<Row extends RawRow = RawRow>(
     identity: RequestIdentity,
     mode: AccessMode,
     statement: Statement,
   ): Promise<Row[]> {
     const client = await connectWithRetry(options.pool, options.connectRetryMs);
-    // Corked, the four pipelined statements leave in one write: on loopback
-    // and in containers each socket write is a costly system call.
-    const socket = (client as unknown as { connection: { stream: NodeJS.WritableStream & { cork(): void; uncork(): void } } })
-      .connection.stream;
-    socket.cork();
-    const pending = [
-      client.query(mode === 'read' ? BEGIN_READ : BEGIN_WRITE),
-      client.query({ ...setRoleAndClaims, values: [identity.claimsJson, statementTimeout, maxTasks] }),
-      client.query(named(statement) as pg.QueryConfig),
-      client.query(COMMIT),
-    ];
-    socket.uncork();
-    const outcomes = await Promise.allSettled(pending);
-
-    const failure = outcomes.find((outcome) => outcome.status === 'rejected');
-    const connectionBroken = failure && !isServerError(failure.reason);
-    client.release(connectionBroken ? (failure.reason as Error) : undefined);
-
-    // The operation's own error (42501, PT404, ...) explains the request best.
-    const operation = outcomes[2];
-    if (operation.status === 'rejected' && isServerError(operation.reason)) throw operation.reason;
-    if (failure) throw failure.reason;
-
-    const commit = outcomes[3] as PromiseFulfilledResult<pg.QueryResult>;
-    if (commit.value.command !== 'COMMIT') {
-      throw new CommitFailedError(`transaction ended with ${commit.value.command}`);
+    try {
+      const rows = await runPipelined(client, [
+        { ...setRoleAndClaims, values: [identity.claimsJson, statementTimeout, maxTasks, mode === 'read' ? 'on' : 'off'] },
+        named(statement),
+      ]);
+      client.release();
+      return rows as Row[];
+    } catch (error) {
+      // A connection that failed for a reason other than the statement's own
+      // error (lost, timed out) is discarded. Such a write's outcome is
+      // unknown: it is answered with 503, never reported as done.
+      client.release(isServerError(error) ? undefined : (error as Error));
+      throw error;
     }
-    return (operation as PromiseFulfilledResult<pg.QueryResult>).value.rows as Row[];
   };
 }

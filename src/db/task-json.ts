@@ -55,8 +55,3 @@ export function renderTaskList(rows: RawTaskRow[]): string {
   for (let i = 0; i < rows.length; i++) json += (i === 0 ? '' : ',') + renderTask(rows[i]);
   return json + ']';
 }
-
-/** Type parsers that leave every value as PostgreSQL's text. */
-export const RAW_TEXT_TYPES = {
-  getTypeParser: () => (value: string) => value,
-};

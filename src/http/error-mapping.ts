@@ -1,7 +1,6 @@
 // Turns what can go wrong — database errors, Fastify's body handling, schema
 // validation — into problem details. SQLSTATEs map as PostgREST maps them.
 import type { FastifyError } from 'fastify';
-import { CommitFailedError } from '../db/request-transaction.js';
 import { InvalidTokenError, KeySourceUnavailableError } from '../auth/token-verifier.js';
 import { ProblemError, RETRY_AFTER_SECONDS, type FieldError } from './problem.js';
 import { DESCRIPTION_MAX, TITLE_MAX } from './schemas.js';
@@ -24,7 +23,9 @@ const CONSTRAINT_FIELDS: Record<string, FieldError> = {
 function isUnavailable(error: DatabaseError & { errno?: unknown }): boolean {
   const code = error.code ?? '';
   if (code.startsWith('08')) return true; // connection exceptions
-  if (['57P01', '57P02', '57P03', '53300', '57014', '53000', '58000'].includes(code)) return true;
+  // Shut down, starting up, too many connections, statement timeout, out of
+  // resources; and serialization failures and deadlocks, where a retry works.
+  if (['57P01', '57P02', '57P03', '53300', '57014', '53000', '58000', '40001', '40P01'].includes(code)) return true;
   if (['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EHOSTUNREACH', 'EAI_AGAIN'].includes(code)) {
     return true;
   }
@@ -74,9 +75,6 @@ export function fromDatabaseError(error: DatabaseError): ProblemError | undefine
       return new ProblemError('validation', 'The request is not valid.', {
         errors: [{ field: 'body', reason: error.message }],
       });
-  }
-  if (error instanceof CommitFailedError) {
-    return unavailable('The change could not be committed; it was not saved. Retry shortly.');
   }
   if (isUnavailable(error)) return unavailable();
   return undefined;

@@ -1,0 +1,149 @@
+// A request's statements as one extended-protocol batch: Parse/Bind/Describe/
+// Execute for each, then a single Sync. PostgreSQL runs everything before a
+// Sync as one implicit transaction and commits it at the Sync, so there is no
+// BEGIN or COMMIT to send, the whole request is one write and one reply, and
+// transaction-local settings (set_config(..., true)) end with it — safe behind
+// a transaction-mode pooler.
+//
+// It plugs into node-postgres as a "submittable" (the interface pg-cursor and
+// pg-query-stream use). Rows are returned as PostgreSQL sent them: arrays of
+// text (or null), which src/db/task-json.ts renders.
+import type pg from 'pg';
+
+export interface PipelinedStatement {
+  /** A name makes it a prepared statement, parsed once per connection. */
+  name?: string;
+  text: string;
+  values: unknown[];
+}
+
+/** The parts of node-postgres's Connection a submittable drives. */
+interface Connection {
+  stream: { cork(): void; uncork(): void };
+  parsedStatements: Record<string, string>;
+  parse(query: { text: string; name: string; types: number[] }): void;
+  bind(config: { portal: string; statement: string; values: (string | null)[] }): void;
+  describe(message: { type: 'P'; name: string }): void;
+  execute(config: { portal: string; rows: number }): void;
+  sync(): void;
+  on(event: 'parseComplete', listener: () => void): void;
+  removeListener(event: 'parseComplete', listener: () => void): void;
+}
+
+export type RawRow = (string | null)[];
+
+/** Values as text for the wire; only the types the gateway sends. */
+function toWire(value: unknown): string | null {
+  if (value === null || value === undefined) return null;
+  if (typeof value === 'string') return value;
+  if (typeof value === 'boolean') return value ? 'true' : 'false';
+  if (typeof value === 'number' && Number.isFinite(value)) return String(value);
+  if (Array.isArray(value) && value.every((item) => typeof item === 'string' && /^-?\d+$/.test(item))) {
+    return `{${value.join(',')}}`; // integer arrays (If-Match versions) need no quoting
+  }
+  throw new TypeError(`cannot send a ${typeof value} as a statement parameter`);
+}
+
+export class PipelinedTransaction {
+  /** Set by the caller (and wrapped by node-postgres for query_timeout). */
+  callback?: (error: Error | null, rows?: RawRow[]) => void;
+
+  private connection?: Connection;
+  private statementIndex = 0;
+  private readonly rows: RawRow[] = [];
+  /** Names of the statements whose Parse was sent, in order; '' for unnamed. */
+  private readonly parsing: string[] = [];
+  private parsed = 0;
+  private finished = false;
+  private readonly onParseComplete = () => {
+    this.parsed += 1;
+  };
+
+  constructor(private readonly statements: PipelinedStatement[]) {}
+
+  submit(connection: Connection): Error | null {
+    let values: (string | null)[][];
+    try {
+      values = this.statements.map((statement) => statement.values.map(toWire));
+    } catch (error) {
+      return error as Error;
+    }
+    this.connection = connection;
+    connection.on('parseComplete', this.onParseComplete);
+    connection.stream.cork();
+    try {
+      this.statements.forEach((statement, i) => {
+        const name = statement.name ?? '';
+        if (!name || connection.parsedStatements[name] !== statement.text) {
+          connection.parse({ text: statement.text, name, types: [] });
+          this.parsing.push(name);
+        }
+        connection.bind({ portal: '', statement: name, values: values[i] });
+        connection.describe({ type: 'P', name: '' });
+        connection.execute({ portal: '', rows: 0 });
+      });
+      connection.sync();
+    } finally {
+      connection.stream.uncork();
+    }
+    return null;
+  }
+
+  handleRowDescription(): void {}
+
+  handleDataRow(message: { fields: RawRow }): void {
+    // Only the last statement's rows are the result.
+    if (this.statementIndex === this.statements.length - 1) this.rows.push(message.fields);
+  }
+
+  handleCommandComplete(): void {
+    this.statementIndex += 1;
+  }
+
+  handleEmptyQuery(): void {
+    this.statementIndex += 1;
+  }
+
+  handlePortalSuspended(): void {}
+
+  handleCopyInResponse(): void {}
+
+  handleCopyData(): void {}
+
+  /**
+   * A server error ends the batch: PostgreSQL rolls the implicit transaction
+   * back and skips to the Sync. node-postgres hands the error over and does
+   * not report the ReadyForQuery that follows, so the batch ends here.
+   */
+  handleError(error: Error): void {
+    this.finish(error);
+  }
+
+  handleReadyForQuery(): void {
+    this.finish(null);
+  }
+
+  private finish(error: Error | null): void {
+    if (this.finished) return;
+    this.finished = true;
+    const connection = this.connection;
+    if (connection) {
+      connection.removeListener('parseComplete', this.onParseComplete);
+      // PostgreSQL answers Parses in order and stops at an error, so the
+      // first `parsed` named statements now exist on this connection.
+      for (const name of this.parsing.slice(0, this.parsed)) {
+        if (name) connection.parsedStatements[name] = this.statements.find((s) => s.name === name)!.text;
+      }
+    }
+    this.callback?.(error, error ? undefined : this.rows);
+  }
+}
+
+/** Runs a pipelined transaction on a checked-out client. */
+export function runPipelined(client: pg.PoolClient, statements: PipelinedStatement[]): Promise<RawRow[]> {
+  return new Promise((resolve, reject) => {
+    const transaction = new PipelinedTransaction(statements);
+    transaction.callback = (error, rows) => (error ? reject(error) : resolve(rows!));
+    client.query(transaction as unknown as pg.QueryConfig);
+  });
+}
