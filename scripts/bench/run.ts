@@ -12,13 +12,13 @@
 // Database: an embedded PostgreSQL in a temporary directory, or a new
 // database task_api_bench in the server at BENCH_DATABASE_URL (a superuser
 // or owner URL).
-import { execFileSync, spawn } from 'node:child_process';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import { SignJWT } from 'jose';
-import { startEmbeddedCluster, freePort, type EmbeddedCluster } from '../../src/db/embedded-cluster.js';
+import { startEmbeddedCluster, type EmbeddedCluster } from '../../src/db/embedded-cluster.js';
+import { startGatewayProcess } from './gateway-process.js';
 import { prepareDatabase, withDatabase } from '../../src/db/database.js';
 import { projectRoot } from '../../src/db/migrate.js';
 import { startJwksStandIn } from './jwks-stand-in.js';
@@ -111,43 +111,6 @@ async function writeWrkData(file: string, tokens: string[], tasksPerUser: number
   await writeFile(file, lines.join('\n'));
 }
 
-async function startGateway(env: Record<string, string>) {
-  const port = await freePort();
-  // The production build, as `npm start` runs it.
-  execFileSync('npm', ['run', '--silent', 'build'], { cwd: projectRoot, stdio: 'inherit' });
-  const child = spawn(process.execPath, ['dist/main.js'], {
-    cwd: projectRoot,
-    env: { ...process.env, PORT: String(port), HOST: '127.0.0.1', ...env },
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  let output = '';
-  child.stderr!.on('data', (chunk) => (output += chunk));
-  const url = `http://127.0.0.1:${port}`;
-  for (let waited = 0; ; waited += 100) {
-    if (child.exitCode !== null) throw new Error(`gateway exited during start-up:\n${output}`);
-    try {
-      if ((await fetch(`${url}/health/ready`)).ok) break;
-    } catch {
-      // not listening yet
-    }
-    if (waited > 60_000) throw new Error(`gateway did not start:\n${output}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  return {
-    url,
-    /** Peak resident set size (VmHWM) in MB, read before the process ends. */
-    async peakRssMb() {
-      const status = await readFile(`/proc/${child.pid}/status`, 'utf8').catch(() => '');
-      const match = /VmHWM:\s+(\d+) kB/.exec(status);
-      return match ? Math.round(Number(match[1]) / 1024) : undefined;
-    },
-    async stop() {
-      child.kill('SIGTERM');
-      await new Promise((resolve) => child.once('exit', resolve));
-    },
-  };
-}
-
 function formatTable(rows: Record<string, unknown>[]): string {
   const columns = Object.keys(rows[0] ?? {});
   const cells = rows.map((row) => columns.map((column) => String(row[column] ?? '')));
@@ -182,7 +145,7 @@ async function main() {
       eddsa: await Promise.all(userIds.map((sub) => jwks.sign(sub))),
     };
 
-    const gateway = await startGateway({
+    const gateway = await startGatewayProcess({
       DATABASE_URL: database.appUrl,
       JWT_SECRET,
       JWKS_URL: jwks.jwksUrl,

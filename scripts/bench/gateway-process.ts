@@ -1,0 +1,43 @@
+// Starts the gateway's production build (as `npm start` runs it) for the
+// benchmarks, and reports its peak memory.
+import { execFileSync, spawn } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
+import { freePort } from '../../src/db/embedded-cluster.js';
+import { projectRoot } from '../../src/db/migrate.js';
+
+export async function startGatewayProcess(env: Record<string, string>) {
+  const port = await freePort();
+  // The production build, as `npm start` runs it.
+  execFileSync('npm', ['run', '--silent', 'build'], { cwd: projectRoot, stdio: 'inherit' });
+  const child = spawn(process.execPath, ['dist/main.js'], {
+    cwd: projectRoot,
+    env: { ...process.env, PORT: String(port), HOST: '127.0.0.1', ...env },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let output = '';
+  child.stderr!.on('data', (chunk) => (output += chunk));
+  const url = `http://127.0.0.1:${port}`;
+  for (let waited = 0; ; waited += 100) {
+    if (child.exitCode !== null) throw new Error(`gateway exited during start-up:\n${output}`);
+    try {
+      if ((await fetch(`${url}/health/ready`)).ok) break;
+    } catch {
+      // not listening yet
+    }
+    if (waited > 60_000) throw new Error(`gateway did not start:\n${output}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return {
+    url,
+    /** Peak resident set size (VmHWM) in MB, read before the process ends. */
+    async peakRssMb() {
+      const status = await readFile(`/proc/${child.pid}/status`, 'utf8').catch(() => '');
+      const match = /VmHWM:\s+(\d+) kB/.exec(status);
+      return match ? Math.round(Number(match[1]) / 1024) : undefined;
+    },
+    async stop() {
+      child.kill('SIGTERM');
+      await new Promise((resolve) => child.once('exit', resolve));
+    },
+  };
+}

@@ -1,0 +1,115 @@
+// npm run bench:scaling [-- --requests 300]
+//
+// How list latency scales, measured through the real gateway (one client,
+// sequential requests, so latency is not queueing):
+//   1. with the number of tasks one user has: 10, 100, 1,000, 10,000 — it
+//      should grow with the rows returned;
+//   2. with the size of the table: a 100-task user's list at ~11,000 rows and
+//      again after 1,000,000 more rows of 10,000 other users — it should not
+//      grow at all (an index range scan, no sort; the plan is printed).
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import pg from 'pg';
+import { SignJWT } from 'jose';
+import { startEmbeddedCluster } from '../../src/db/embedded-cluster.js';
+import { prepareDatabase, withDatabase } from '../../src/db/database.js';
+import { startGatewayProcess } from './gateway-process.js';
+import { percentile } from './tools.js';
+
+const JWT_SECRET = 'benchmark-secret-benchmark-secret-benchmark';
+const requestsArg = process.argv.indexOf('--requests');
+const REQUESTS = requestsArg >= 0 ? Number(process.argv[requestsArg + 1]) : 300;
+
+async function seedUser(db: pg.Client, user: string, tasks: number) {
+  await db.query(
+    `insert into api.tasks (user_id, title, description, completed)
+     select $1, 'task ' || n, case when n % 3 = 0 then 'a description of task ' || n end, n % 2 = 0
+       from generate_series(1, $2::int) n`,
+    [user, tasks],
+  );
+}
+
+async function listLatency(url: string, user: string): Promise<{ p50: number; p99: number; rows: number }> {
+  const token = await new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject(user).setIssuedAt()
+    .setExpirationTime('1h').sign(new TextEncoder().encode(JWT_SECRET));
+  const headers = { authorization: `Bearer ${token}` };
+  let rows = 0;
+  for (let i = 0; i < 50; i++) await (await fetch(`${url}/api/tasks`, { headers })).arrayBuffer(); // warm-up
+  const samples: number[] = [];
+  for (let i = 0; i < REQUESTS; i++) {
+    const started = process.hrtime.bigint();
+    const response = await fetch(`${url}/api/tasks`, { headers });
+    const body = (await response.json()) as unknown[];
+    samples.push(Number(process.hrtime.bigint() - started) / 1e6);
+    rows = body.length;
+  }
+  samples.sort((a, b) => a - b);
+  return { p50: percentile(samples, 0.5), p99: percentile(samples, 0.99), rows };
+}
+
+async function explainList(db: pg.Client, user: string): Promise<string> {
+  await db.query('begin');
+  try {
+    await db.query(
+      "select set_config('role', 'authenticated', true), set_config('request.jwt.claims', $1, true)",
+      [JSON.stringify({ sub: user })],
+    );
+    const { rows } = await db.query(
+      'explain (analyze, costs off, timing off, summary off) ' +
+        'select id, user_id, title, description, completed, created_at, updated_at, version ' +
+        'from api.tasks order by created_at desc, id desc',
+    );
+    return rows.map((row) => row['QUERY PLAN']).join('\n');
+  } finally {
+    await db.query('rollback');
+  }
+}
+
+async function main() {
+  const workDir = await mkdtemp(path.join(tmpdir(), 'task-api-scaling-'));
+  const cluster = await startEmbeddedCluster({ clusterDir: path.join(workDir, 'pg'), logFile: path.join(workDir, 'pg.log') });
+  const ownerUrl = withDatabase(cluster.superuserUrl, 'task_api_scaling');
+  const appUrl = await prepareDatabase(ownerUrl, 'scaling-authenticator-password');
+  const db = new pg.Client({ connectionString: ownerUrl });
+  await db.connect();
+  const gateway = await startGatewayProcess({ DATABASE_URL: appUrl, JWT_SECRET, LOG_LEVEL: 'warn' });
+  try {
+    const lines: string[] = [];
+    lines.push('| tasks of the user | rows in table | p50 ms | p99 ms |', '|---|---|---|---|');
+    for (const tasks of [10, 100, 1_000, 10_000]) await seedUser(db, `user-${tasks}`, tasks);
+    await db.query('vacuum analyze api.tasks');
+    const tableRows = async () => Number((await db.query('select count(*) from api.tasks')).rows[0].count);
+
+    let small = 0;
+    for (const tasks of [10, 100, 1_000, 10_000]) {
+      const result = await listLatency(gateway.url, `user-${tasks}`);
+      if (result.rows !== tasks) throw new Error(`expected ${tasks} rows, got ${result.rows}`);
+      lines.push(`| ${tasks} | ${await tableRows()} | ${result.p50.toFixed(2)} | ${result.p99.toFixed(2)} |`);
+      if (tasks === 100) small = result.p50;
+    }
+    const planSmall = await explainList(db, 'user-100');
+
+    process.stderr.write('adding 1,000,000 tasks of 10,000 other users…\n');
+    await db.query(
+      `insert into api.tasks (user_id, title, completed)
+       select 'crowd-' || u, 'task ' || n, false
+         from generate_series(1, 10000) u, generate_series(1, 100) n`,
+    );
+    await db.query('vacuum analyze api.tasks');
+    const large = await listLatency(gateway.url, 'user-100');
+    lines.push(`| 100 | ${await tableRows()} | ${large.p50.toFixed(2)} | ${large.p99.toFixed(2)} |`);
+    const planLarge = await explainList(db, 'user-100');
+
+    console.log(`\nList latency through the gateway, ${REQUESTS} sequential requests each\n\n${lines.join('\n')}`);
+    console.log(`\n100-task user at 1M rows vs ~11k rows: p50 ${((large.p50 / small - 1) * 100).toFixed(1)}% change`);
+    console.log(`\nPlan at ~11k rows:\n${planSmall}\n\nPlan at ~1M rows:\n${planLarge}`);
+  } finally {
+    await gateway.stop();
+    await db.end();
+    await cluster.stop();
+    await rm(workDir, { recursive: true, force: true });
+  }
+}
+
+await main();
