@@ -31,10 +31,30 @@ $$;
 
 -- Re-asserted on every run so a role that pre-existed with other attributes
 -- is brought back to least privilege.
-alter role anon nologin nosuperuser nobypassrls nocreatedb nocreaterole;
-alter role authenticated nologin nosuperuser nobypassrls nocreatedb nocreaterole;
-alter role authenticator login noinherit nosuperuser nobypassrls nocreatedb nocreaterole;
-alter role task_probe nologin nosuperuser nobypassrls nocreatedb nocreaterole;
+alter role anon nologin nocreatedb nocreaterole;
+alter role authenticated nologin nocreatedb nocreaterole;
+alter role authenticator login noinherit nocreatedb nocreaterole;
+alter role task_probe nologin nocreatedb nocreaterole;
+
+-- Only a superuser may name SUPERUSER in ALTER ROLE, and only a superuser
+-- (PostgreSQL 15) or a BYPASSRLS role (16+) may name BYPASSRLS, even to turn
+-- it off; Neon's neondb_owner is neither. So these are touched only when a
+-- role actually has them: a no-op on a clean cluster, and a loud failure,
+-- never a silent one, if a non-superuser finds a role that bypasses RLS.
+do $$
+declare
+  role_name text;
+begin
+  foreach role_name in array array['anon', 'authenticated', 'authenticator', 'task_probe'] loop
+    if (select rolsuper from pg_roles where rolname = role_name) then
+      execute format('alter role %I nosuperuser', role_name);
+    end if;
+    if (select rolbypassrls from pg_roles where rolname = role_name) then
+      execute format('alter role %I nobypassrls', role_name);
+    end if;
+  end loop;
+end
+$$;
 
 -- Timestamps reach the gateway as text in UTC; transaction-local settings
 -- (set per request) are the fallback for poolers that reset sessions.

@@ -4,9 +4,10 @@
 -- Neon's Data API) would expose with db-schemas = api.
 create schema if not exists api;
 
--- New functions are not executable by PUBLIC in this schema: every grant below
--- is explicit.
-alter default privileges in schema api revoke execute on functions from public;
+-- Functions this owner creates from now on are not executable by PUBLIC:
+-- every EXECUTE is an explicit grant. (Per-schema default privileges cannot
+-- take away what the global defaults give PUBLIC, so this one is global.)
+alter default privileges revoke execute on functions from public;
 
 grant usage on schema api to authenticated;
 
@@ -124,3 +125,4 @@ grant select (id) on api.tasks to task_probe;
 -- migrate:down
 
 drop schema if exists api cascade;
+alter default privileges grant execute on functions to public;

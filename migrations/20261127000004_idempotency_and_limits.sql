@@ -12,7 +12,18 @@ begin
   end if;
 end
 $$;
-alter role idempotency_janitor nologin nosuperuser nobypassrls nocreatedb nocreaterole;
+alter role idempotency_janitor nologin nocreatedb nocreaterole;
+-- As in the roles migration: SUPERUSER and BYPASSRLS only when actually set.
+do $$
+begin
+  if (select rolsuper from pg_roles where rolname = 'idempotency_janitor') then
+    alter role idempotency_janitor nosuperuser;
+  end if;
+  if (select rolbypassrls from pg_roles where rolname = 'idempotency_janitor') then
+    alter role idempotency_janitor nobypassrls;
+  end if;
+end
+$$;
 grant idempotency_janitor to current_user;
 
 -- One row per (user, key): the request's fingerprint and the response it got,

@@ -19,6 +19,9 @@ const dbmateBin = path.join(projectRoot, 'node_modules', '.bin', 'dbmate');
 function forDbmate(url: string): string {
   const parsed = new URL(url);
   if (!parsed.searchParams.has('sslmode')) parsed.searchParams.set('sslmode', 'disable');
+  // dbmate's driver sends unknown URL parameters to the server as settings;
+  // Neon's connection strings carry channel_binding=require.
+  parsed.searchParams.delete('channel_binding');
   return parsed.toString();
 }
 
