@@ -197,33 +197,18 @@ begin
 end
 $$;
 
+-- The explicit set of PATCH /tasks/{id}/complete: a one-field update_task,
+-- so it is idempotent and shares update_task's checks (a NULL is 22023).
 create or replace function api.set_task_completed(
   p_id uuid,
   p_completed boolean,
   p_if_match bigint[] default null
 )
 returns api.tasks
-language plpgsql
+language sql
 volatile
 as $$
-declare
-  task api.tasks;
-begin
-  if p_completed is null then
-    raise exception 'completed must be true or false' using errcode = '22023';
-  end if;
-
-  update api.tasks
-     set completed = p_completed
-   where id = p_id
-     and (p_if_match is null or version = any (p_if_match))
-  returning * into task;
-
-  if not found then
-    perform api.raise_task_unmatched(p_id, p_if_match);
-  end if;
-  return task;
-end
+  select * from api.update_task(p_id, jsonb_build_object('completed', p_completed), p_if_match)
 $$;
 
 -- Returns the deleted task.

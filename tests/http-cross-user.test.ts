@@ -4,7 +4,7 @@
 import type { LightMyRequestResponse } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PROBLEMS } from '../src/http/problem.js';
-import { bearer, createTestApp, newUser, tokenFor, type TestApp } from './support/http.js';
+import { bearer, createTestApp, newUser, testUser, tokenFor, type TestApp, type TestUser } from './support/http.js';
 
 let t: TestApp;
 beforeAll(async () => {
@@ -15,15 +15,8 @@ afterAll(() => t.close());
 type Method = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 const NO_SUCH_TASK = '00000000-0000-4000-8000-000000000000';
 
-interface Actor {
-  sub: string;
-  headers: Record<string, string>;
-}
-
-async function actor(label: string): Promise<Actor> {
-  const sub = newUser(label);
-  return { sub, headers: bearer(await tokenFor(sub)) };
-}
+type Actor = TestUser;
+const actor = testUser;
 
 function send(who: Actor | null, method: Method, url: string, payload?: unknown, headers: Record<string, string> = {}) {
   return t.app.inject({

@@ -6,7 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import type { LightMyRequestResponse } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { bearer, createTestApp, newUser, tokenFor, type TestApp } from './support/http.js';
+import { bearer, createTestApp, newUser, testUser, tokenFor, type TestApp, type TestUser } from './support/http.js';
 
 let t: TestApp;
 beforeAll(async () => {
@@ -18,15 +18,8 @@ afterAll(async () => {
 
 const STRONG_ETAG = /^"\d+"$/;
 
-interface User {
-  sub: string;
-  headers: Record<string, string>;
-}
-
-async function user(label: string): Promise<User> {
-  const sub = newUser(label);
-  return { sub, headers: bearer(await tokenFor(sub)) };
-}
+type User = TestUser;
+const user = testUser;
 
 type Method = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 

@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 import type { LightMyRequestResponse } from 'fastify';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { bearer, createTestApp, newUser, tokenFor, type TestApp } from './support/http.js';
+import { bearer, createTestApp, newUser, testUser, tokenFor, type TestApp, type TestUser } from './support/http.js';
 
 let t: TestApp;
 beforeAll(async () => {
@@ -17,15 +17,8 @@ afterAll(async () => {
   await t?.close();
 });
 
-interface User {
-  sub: string;
-  headers: Record<string, string>;
-}
-
-async function user(label: string): Promise<User> {
-  const sub = newUser(label);
-  return { sub, headers: bearer(await tokenFor(sub)) };
-}
+type User = TestUser;
+const user = testUser;
 
 const newKey = () => `key-${randomUUID()}`;
 

@@ -5,7 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import type { LightMyRequestResponse } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { bearer, createTestApp, newUser, tokenFor, type TestApp } from './support/http.js';
+import { bearer, createTestApp, newUser, testUser, tokenFor, type TestApp, type TestUser } from './support/http.js';
 
 const LIMIT = 3;
 
@@ -17,15 +17,8 @@ afterAll(async () => {
   await t?.close();
 });
 
-interface User {
-  sub: string;
-  headers: Record<string, string>;
-}
-
-async function user(label: string): Promise<User> {
-  const sub = newUser(label);
-  return { sub, headers: bearer(await tokenFor(sub)) };
-}
+type User = TestUser;
+const user = testUser;
 
 function create(who: User, title: string, options: { url?: string; key?: string } = {}): Promise<LightMyRequestResponse> {
   return t.app.inject({

@@ -1,5 +1,5 @@
 // Starts the gateway's production build (as `npm start` runs it) for the
-// benchmarks, and reports its peak memory.
+// benchmarks, and reports its CPU time and peak memory.
 import { execFileSync, spawn } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { freePort } from '../../src/db/embedded-cluster.js';
@@ -29,6 +29,17 @@ export async function startGatewayProcess(env: Record<string, string>) {
   }
   return {
     url,
+    /**
+     * CPU seconds (user + system) the process has used so far. Divided by the
+     * requests served, it is the gateway's own cost per request, which other
+     * load on a shared machine does not change the way it changes req/s.
+     */
+    async cpuSeconds() {
+      const stat = await readFile(`/proc/${child.pid}/stat`, 'utf8');
+      // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      return (Number(fields[11]) + Number(fields[12])) / 100;
+    },
     /** Peak resident set size (VmHWM) in MB, read before the process ends. */
     async peakRssMb() {
       const status = await readFile(`/proc/${child.pid}/status`, 'utf8').catch(() => '');

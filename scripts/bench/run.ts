@@ -162,13 +162,17 @@ async function main() {
         const dataFile = path.join(workDir, `wrk-${key}.lua`);
         await writeWrkData(dataFile, tokens[key], options.tasksPerUser);
         process.stderr.write(`gateway ${op} (${key})…\n`);
-        measured[`gateway ${key === 'hs256' ? 'HS256' : 'EdDSA'}`] = await runWrk({
+        const cpuBefore = await gateway.cpuSeconds();
+        const measurement = await runWrk({
           url: gateway.url,
           op,
           dataFile,
           connections: options.connections,
           durationSeconds: options.durationSeconds,
         });
+        const requests = measurement.rate * options.durationSeconds;
+        measurement.cpuMicrosPerRequest = ((await gateway.cpuSeconds()) - cpuBefore) * 1e6 / requests;
+        measured[`gateway ${key === 'hs256' ? 'HS256' : 'EdDSA'}`] = measurement;
       }
       if (options.baselines && REFERENCE_SCRIPTS[op]) {
         const pgbenchVars = { users: options.users, tasks: Math.min(20, options.tasksPerUser) };
@@ -213,6 +217,7 @@ async function main() {
           'vs (a)': isGateway ? ratio(m.rate, reference?.rate) : '',
           'vs (b)': isGateway ? ratio(m.rate, gatewaySql?.rate) : '',
           'p99 vs (a)': isGateway && reference ? `${(m.p99Ms / reference.p99Ms).toFixed(1)}×` : '',
+          'gateway CPU µs/req': m.cpuMicrosPerRequest ? Math.round(m.cpuMicrosPerRequest) : '',
         });
       }
     }

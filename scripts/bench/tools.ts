@@ -15,6 +15,8 @@ export interface Measurement {
   p99Ms: number;
   /** Failed requests: connection errors, timeouts and non-2xx answers. */
   errors: number;
+  /** The gateway's own CPU time per request (gateway runs only). */
+  cpuMicrosPerRequest?: number;
 }
 
 /** Installs a Debian package when its command is missing (as root, as CI is). */

@@ -47,15 +47,7 @@ export async function asUser<T>(client: pg.ClientBase, sub: string | null, fn: (
 
 /** Runs one query in a savepoint and resolves to its SQLSTATE, or undefined when it succeeds. */
 export async function sqlstateOf(client: pg.ClientBase, text: string, values: unknown[] = []): Promise<string | undefined> {
-  await client.query('savepoint attempt');
-  try {
-    await client.query(text, values);
-    await client.query('release savepoint attempt');
-    return undefined;
-  } catch (error) {
-    await client.query('rollback to savepoint attempt');
-    return (error as { code?: string }).code;
-  }
+  return (await errorOf(client, text, values))?.code;
 }
 
 // ---------------------------------------------------------------------------

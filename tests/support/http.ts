@@ -99,6 +99,17 @@ export function newUser(label = 'user'): string {
   return `${label}-${Math.random().toString(36).slice(2, 10)}`;
 }
 
+/** A fresh user with the Authorization header of a valid token. */
+export interface TestUser {
+  sub: string;
+  headers: Record<string, string>;
+}
+
+export async function testUser(label: string): Promise<TestUser> {
+  const sub = newUser(label);
+  return { sub, headers: bearer(await tokenFor(sub)) };
+}
+
 export function bearer(token: string) {
   return { authorization: `Bearer ${token}` };
 }
