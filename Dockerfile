@@ -43,4 +43,5 @@ USER node
 EXPOSE 8000
 HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:' + (process.env.PORT || 8000) + '/health/live').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
-CMD ["node", "--enable-source-maps", "dist/main.js"]
+# The same command as `npm start` after its build (package.json).
+CMD ["node", "--enable-source-maps", "--max-semi-space-size=4", "dist/main.js"]

@@ -223,9 +223,11 @@ describe('Dockerfile and .dockerignore (read as text)', () => {
       expect(argv.slice(-3)).toEqual(['--import', 'tsx', 'src/main.ts']);
       expect(packageJson.dependencies.tsx).toBeTruthy();
     } else {
-      // Compiled: a stage builds it and the final stage copies the output.
+      // Compiled: a stage builds it, the final stage copies the output, and
+      // runs it exactly as `npm start` does.
       expect(instructions.some((line) => /^RUN\s.*\bnpm run build\b/i.test(line))).toBe(true);
       expect(finalStage.some((line) => /^COPY\s+--from=\S+\s+\S*dist\b/i.test(line))).toBe(true);
+      expect(argv.join(' ')).toBe(packageJson.scripts.start);
     }
     // The compose migrate service runs npm run db:migrate in this image: tsx and dbmate at run time.
     expect(packageJson.scripts['db:migrate']).toMatch(/^tsx /);

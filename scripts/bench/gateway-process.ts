@@ -7,9 +7,11 @@ import { projectRoot } from '../../src/db/migrate.js';
 
 export async function startGatewayProcess(env: Record<string, string>) {
   const port = await freePort();
-  // The production build, as `npm start` runs it.
+  // The production build, with the node flags of `npm start` (package.json).
   execFileSync('npm', ['run', '--silent', 'build'], { cwd: projectRoot, stdio: 'inherit' });
-  const child = spawn(process.execPath, ['dist/main.js'], {
+  const packageJson = JSON.parse(await readFile(`${projectRoot}/package.json`, 'utf8'));
+  const [, ...startArgs] = (packageJson.scripts.start as string).split(/\s+/);
+  const child = spawn(process.execPath, startArgs, {
     cwd: projectRoot,
     env: { ...process.env, PORT: String(port), HOST: '127.0.0.1', ...env },
     stdio: ['ignore', 'ignore', 'pipe'],
