@@ -33,6 +33,7 @@ interface Options {
   ops: Operation[];
   keys: ('hs256' | 'eddsa')[];
   baselines: boolean;
+  smoke: boolean;
 }
 
 const ALL_OPS: Operation[] = ['list', 'get', 'create', 'toggle', 'patch', 'delete-recreate', 'mix'];
@@ -52,6 +53,7 @@ function parseOptions(argv: string[]): Options {
     ops: (value('ops')?.split(',') as Operation[]) ?? (smoke ? ['list', 'create'] : ALL_OPS),
     keys: (value('keys')?.split(',') as Options['keys']) ?? (smoke ? ['hs256'] : ['hs256', 'eddsa']),
     baselines: !argv.includes('--no-baselines'),
+    smoke,
   };
 }
 
@@ -154,6 +156,11 @@ async function main() {
     });
     cleanups.unshift(() => gateway.stop());
 
+    // Warm-up: let the JIT compile the hot paths before anything is measured.
+    const warmupData = path.join(workDir, 'wrk-warmup.lua');
+    await writeWrkData(warmupData, tokens.hs256, options.tasksPerUser);
+    await runWrk({ url: gateway.url, op: 'mix', dataFile: warmupData, connections: options.connections, durationSeconds: options.smoke ? 1 : 3 });
+
     const results: Record<string, unknown>[] = [];
     const raw: Record<string, Measurement | undefined>[] = [];
     for (const op of options.ops) {
@@ -199,6 +206,20 @@ async function main() {
           // pgbench prepares a pipelined script's statements before it runs,
           // as authenticator, which may not even see schema api: parse each time.
           protocol: 'extended',
+        });
+      }
+      if (options.baselines && op === 'list' && !options.smoke) {
+        // Not a baseline: the same list with its JSON built by PostgreSQL
+        // (json_agg), to show what moving serialization into the database costs it.
+        process.stderr.write('pgbench list with json_agg…\n');
+        measured['PostgreSQL json_agg'] = await runPgbench({
+          url: database.appUrl,
+          scriptFile: path.join(projectRoot, 'scripts', 'bench', 'pgbench', 'alternative-list-json.sql'),
+          vars: { users: options.users },
+          connections: options.connections,
+          durationSeconds: options.durationSeconds,
+          workDir,
+          protocol: 'prepared',
         });
       }
       raw.push({ op: op as never, ...measured });
