@@ -23,7 +23,6 @@ export const PROBLEMS = {
   forbidden: { status: 403, type: '/problems/forbidden', title: 'Forbidden' },
   notFound: { status: 404, type: '/problems/not-found', title: 'Not found' },
   methodNotAllowed: { status: 405, type: '/problems/method-not-allowed', title: 'Method not allowed' },
-  conflict: { status: 409, type: '/problems/conflict', title: 'Conflict' },
   taskLimit: { status: 409, type: '/problems/task-limit-reached', title: 'Task limit reached' },
   idempotencyInProgress: { status: 409, type: '/problems/idempotency-key-in-use', title: 'Request with this Idempotency-Key in progress' },
   preconditionFailed: { status: 412, type: '/problems/precondition-failed', title: 'Precondition failed' },
