@@ -7,7 +7,16 @@ import { randomUUID } from 'node:crypto';
 import type { LightMyRequestResponse } from 'fastify';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { bearer, createTestApp, newUser, testUser, tokenFor, type TestApp, type TestUser } from './support/http.js';
+import {
+  bearer,
+  createTestApp,
+  expectProblem as expectProblemResponse,
+  newUser,
+  testUser,
+  tokenFor,
+  type TestApp,
+  type TestUser,
+} from './support/http.js';
 
 let t: TestApp;
 beforeAll(async () => {
@@ -52,11 +61,7 @@ function expectCreated(response: LightMyRequestResponse, replayed: boolean) {
 }
 
 function expectProblem(response: LightMyRequestResponse, status: number, type?: string) {
-  expect(response.statusCode, response.body).toBe(status);
-  expect(response.headers['content-type']).toMatch(/^application\/problem\+json/);
-  const body = response.json();
-  expect(body).toMatchObject({ status, type: expect.any(String), title: expect.any(String), detail: expect.any(String) });
-  if (type) expect(body.type).toBe(type);
+  const body = expectProblemResponse(response, status, type);
   expect(response.headers['idempotent-replayed']).toBeUndefined();
   return body;
 }

@@ -5,7 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import type { LightMyRequestResponse } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { bearer, createTestApp, newUser, testUser, tokenFor, type TestApp, type TestUser } from './support/http.js';
+import { bearer, createTestApp, expectProblem, newUser, testUser, tokenFor, type TestApp, type TestUser } from './support/http.js';
 
 const LIMIT = 3;
 
@@ -35,14 +35,6 @@ async function list(who: User): Promise<Record<string, any>[]> {
   return response.json();
 }
 
-function expectProblem(response: LightMyRequestResponse, status: number, type?: string) {
-  expect(response.statusCode, response.body).toBe(status);
-  expect(response.headers['content-type']).toMatch(/^application\/problem\+json/);
-  const body = response.json();
-  expect(body).toMatchObject({ status, type: expect.any(String), title: expect.any(String), detail: expect.any(String) });
-  if (type) expect(body.type).toBe(type);
-  return body;
-}
 
 function expectLimitReached(response: LightMyRequestResponse) {
   const problem = expectProblem(response, 409, '/problems/task-limit-reached');

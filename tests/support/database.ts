@@ -28,14 +28,7 @@ export async function becomeUser(client: pg.ClientBase, sub: string | null, role
  * user's identity.
  */
 export async function rolledBack<T>(fn: (client: pg.Client) => Promise<T>): Promise<T> {
-  const client = await connect();
-  try {
-    await client.query('begin');
-    return await fn(client);
-  } finally {
-    await client.query('rollback').catch(() => {});
-    await client.end();
-  }
+  return rolledBackOn(ownerUrl(), fn);
 }
 
 /** Runs statements as a user with savepoints, so an expected error does not abort the test transaction. */

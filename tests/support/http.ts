@@ -3,7 +3,7 @@
 import { Writable } from 'node:stream';
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
 import type pg from 'pg';
-import { inject } from 'vitest';
+import { expect, inject } from 'vitest';
 import { buildApp } from '../../src/app.js';
 import { createTokenVerifier, type TokenVerifierOptions } from '../../src/auth/token-verifier.js';
 import { createPool } from '../../src/db/pool.js';
@@ -112,6 +112,16 @@ export async function testUser(label: string): Promise<TestUser> {
 
 export function bearer(token: string) {
   return { authorization: `Bearer ${token}` };
+}
+
+/** Asserts an RFC 9457 problem response (and its `type`, when given) and returns its body. */
+export function expectProblem(response: LightMyRequestResponse, status: number, type?: string) {
+  expect(response.statusCode, response.body).toBe(status);
+  expect(response.headers['content-type']).toMatch(/^application\/problem\+json/);
+  const body = response.json();
+  expect(body).toMatchObject({ status, type: expect.any(String), title: expect.any(String), detail: expect.any(String) });
+  if (type) expect(body.type).toBe(type);
+  return body;
 }
 
 export function json(response: LightMyRequestResponse) {
