@@ -1,23 +1,19 @@
-// A minimal JWKS endpoint publishing one Ed25519 key, for EdDSA tokens in the
-// benchmark (the verifier fetches it once and caches it).
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { SignJWT, exportJWK, generateKeyPair } from 'jose';
+// EdDSA tokens for the benchmark from the Better Auth stand-in (its JWKS is
+// fetched once by the gateway and cached), valid for the whole run.
+import { startBetterAuthStandIn } from '../support/better-auth-stand-in.js';
+
+const TWO_HOURS = 2 * 60 * 60;
 
 export async function startJwksStandIn() {
-  const { privateKey, publicKey } = await generateKeyPair('EdDSA', { crv: 'Ed25519' });
-  const jwk = { ...(await exportJWK(publicKey)), kid: 'bench-key', alg: 'EdDSA' };
-  const server = createServer((_request, response) => {
-    response.writeHead(200, { 'content-type': 'application/json' });
-    response.end(JSON.stringify({ keys: [jwk] }));
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
+  const standIn = await startBetterAuthStandIn();
+  const createdAt = new Date().toISOString();
   return {
-    jwksUrl: `http://127.0.0.1:${port}/api/auth/jwks`,
+    jwksUrl: standIn.jwksUrl,
     sign: (sub: string) =>
-      new SignJWT({}).setProtectedHeader({ alg: 'EdDSA', kid: 'bench-key' }).setSubject(sub).setIssuedAt()
-        .setExpirationTime('2h').sign(privateKey),
-    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+      standIn.sign(
+        { id: sub, name: sub, email: `${sub}@example.com`, emailVerified: true, image: null, createdAt, updatedAt: createdAt },
+        { claims: { exp: Math.floor(Date.now() / 1000) + TWO_HOURS } },
+      ),
+    close: () => standIn.close(),
   };
 }
