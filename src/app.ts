@@ -143,7 +143,8 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 
   await app.register(healthRoutes, { pool: options.pool });
-  const taskOptions = { runAsUser: options.runAsUser, verify: options.verify };
+  // Without CORS nothing else answers OPTIONS, so the task paths refuse it (405).
+  const taskOptions = { runAsUser: options.runAsUser, verify: options.verify, refuseOptions: options.corsOrigins.length === 0 };
   await app.register(taskRoutes, { ...taskOptions, prefix: '/api' });
   await app.register(taskRoutes, { ...taskOptions, prefix: '/api/:user_id' });
 

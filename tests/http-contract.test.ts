@@ -22,7 +22,7 @@ const STRONG_ETAG = /^"[\x21\x23-\x7e]+"$/;
 const TASK_FIELDS = ['completed', 'created_at', 'description', 'id', 'title', 'updated_at', 'user_id'];
 const NO_SUCH_TASK = '00000000-0000-4000-8000-000000000000';
 
-type Method = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+type Method = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE' | 'OPTIONS';
 
 interface Family {
   name: string;
@@ -411,6 +411,9 @@ describe.each(families)('route family $name', (family) => {
       ['POST', '/{id}/complete', ['PATCH']],
       ['PUT', '/{id}/complete', ['PATCH']],
       ['DELETE', '/{id}/complete', ['PATCH']],
+      // With no CORS configured nothing else answers OPTIONS.
+      ['OPTIONS', '', ['GET', 'POST']],
+      ['OPTIONS', '/{id}', ['GET', 'PUT', 'PATCH', 'DELETE']],
     ];
 
     it.each(cases)('%s /tasks%s is 405 with Allow: %j', async (method, path, served) => {

@@ -15,6 +15,8 @@ import { problemResponses, taskRouteSchemasFor } from './task-route-schemas.js';
 export interface TaskRoutesOptions {
   runAsUser: RequestRunner;
   verify: TokenVerifier;
+  /** Answer OPTIONS with 405 too; false when CORS preflights need OPTIONS. */
+  refuseOptions: boolean;
 }
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -119,21 +121,25 @@ export async function taskRoutes(app: FastifyInstance, options: TaskRoutesOption
     },
   );
 
-  registerMethodNotAllowed(app, {
-    '/tasks': ['GET', 'POST'],
-    '/tasks/:id': ['GET', 'PUT', 'PATCH', 'DELETE'],
-    '/tasks/:id/complete': ['PATCH'],
-  });
+  registerMethodNotAllowed(
+    app,
+    {
+      '/tasks': ['GET', 'POST'],
+      '/tasks/:id': ['GET', 'PUT', 'PATCH', 'DELETE'],
+      '/tasks/:id/complete': ['PATCH'],
+    },
+    options.refuseOptions ? [...ALL_METHODS, 'OPTIONS'] : ALL_METHODS,
+  );
 }
 
-const ALL_METHODS = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'] as const;
+const ALL_METHODS = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'];
 
 /** 405 with Allow for every method a known path does not serve. */
-function registerMethodNotAllowed(app: FastifyInstance, served: Record<string, string[]>) {
+function registerMethodNotAllowed(app: FastifyInstance, served: Record<string, string[]>, candidates: string[]) {
   for (const [url, methods] of Object.entries(served)) {
     const allow = [...methods, ...(methods.includes('GET') ? ['HEAD'] : [])].join(', ');
     app.route({
-      method: ALL_METHODS.filter((method) => !methods.includes(method)),
+      method: candidates.filter((method) => !methods.includes(method)),
       url,
       schema: { hide: true, response: problemResponses(405) },
       handler: async () => {
