@@ -1,23 +1,16 @@
 // On the embedded default with no key configured, the server signs nothing
 // itself but needs a secret to verify development tokens: one is generated
 // once and kept in DATA_DIR, and `npm run token` signs with it.
-import { randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { SignJWT } from 'jose';
+import { readOrCreateSecretFile } from './secret-file.js';
 
 export function devSecretPath(dataDir: string): string {
   return path.resolve(dataDir, 'dev-jwt-secret');
 }
 
-export async function readOrCreateDevSecret(dataDir: string): Promise<string> {
-  const file = devSecretPath(dataDir);
-  if (existsSync(file)) return (await readFile(file, 'utf8')).trim();
-  await mkdir(path.dirname(file), { recursive: true });
-  const secret = randomBytes(32).toString('base64url');
-  await writeFile(file, `${secret}\n`, { mode: 0o600 });
-  return secret;
+export function readOrCreateDevSecret(dataDir: string): Promise<string> {
+  return readOrCreateSecretFile(devSecretPath(dataDir));
 }
 
 export interface MintOptions {

@@ -1,11 +1,10 @@
 // Where the API's data lives: the PostgreSQL at DATABASE_URL, or, when none is
 // given, an embedded cluster in DATA_DIR that is started, migrated and stopped
 // with the process.
-import { randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import pg from 'pg';
+import { readOrCreateSecretFile } from '../secret-file.js';
 import { startEmbeddedCluster } from './embedded-cluster.js';
 import { migrate } from './migrate.js';
 
@@ -52,13 +51,6 @@ export async function setAuthenticatorPassword(ownerUrl: string, password: strin
   }
 }
 
-async function readOrCreateSecret(file: string): Promise<string> {
-  if (existsSync(file)) return (await readFile(file, 'utf8')).trim();
-  const secret = randomBytes(24).toString('base64url');
-  await writeFile(file, `${secret}\n`, { mode: 0o600 });
-  return secret;
-}
-
 /**
  * Migrates a database given an owner URL and returns the URL authenticator
  * logs in with. Shared by the embedded default and the test harness.
@@ -79,7 +71,7 @@ export async function openEmbeddedDatabase(dataDir: string): Promise<Database> {
   });
   try {
     const ownerUrl = withDatabase(cluster.superuserUrl, EMBEDDED_DATABASE_NAME);
-    const password = await readOrCreateSecret(path.join(root, 'authenticator-password'));
+    const password = await readOrCreateSecretFile(path.join(root, 'authenticator-password'), 24);
     const appUrl = await prepareDatabase(ownerUrl, password);
     return {
       appUrl,

@@ -55,6 +55,13 @@ export function isServerError(error: unknown): boolean {
   return typeof (error as { code?: unknown })?.code === 'string' && 'severity' in (error as object);
 }
 
+/**
+ * The database could not be reached, or the connection failed before the
+ * answer arrived (refused, reset, timed out). A write's outcome is then
+ * unknown; it is answered with 503, never reported as done.
+ */
+export class DatabaseUnavailableError extends Error {}
+
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
@@ -86,7 +93,12 @@ export function createRequestRunner(options: RequestRunnerOptions): RequestRunne
     mode: AccessMode,
     statement: Statement,
   ): Promise<Row[]> {
-    const client = await connectWithRetry(options.pool, options.connectRetryMs);
+    let client: pg.PoolClient;
+    try {
+      client = await connectWithRetry(options.pool, options.connectRetryMs);
+    } catch (error) {
+      throw new DatabaseUnavailableError('could not connect to the database', { cause: error });
+    }
     try {
       const rows = await runPipelined(client, [
         { ...setRoleAndClaims, values: [identity.claimsJson, statementTimeout, maxTasks, mode === 'read' ? 'on' : 'off'] },
@@ -95,11 +107,15 @@ export function createRequestRunner(options: RequestRunnerOptions): RequestRunne
       client.release();
       return rows as Row[];
     } catch (error) {
-      // A connection that failed for a reason other than the statement's own
-      // error (lost, timed out) is discarded. Such a write's outcome is
-      // unknown: it is answered with 503, never reported as done.
-      client.release(isServerError(error) ? undefined : (error as Error));
-      throw error;
+      if (isServerError(error)) {
+        client.release();
+        throw error; // the statement's own error: 42501, PT404, ...
+      }
+      // Anything else broke the connection (lost, timed out): discard it.
+      client.release(error as Error);
+      // A TypeError is a value the gateway could not send: a bug, not an outage.
+      if (error instanceof TypeError) throw error;
+      throw new DatabaseUnavailableError('the database connection failed', { cause: error });
     }
   };
 }

@@ -5,7 +5,8 @@ import { TASK_COLUMNS, type RawTaskRow } from './task-json.js';
 
 export type IfMatch = string[] | null;
 
-export interface TaskInputJson {
+/** A task as a request body gives it (validated by src/http/schemas.ts). */
+export interface TaskInput {
   title: string;
   description?: string | null;
   completed?: boolean;
@@ -32,8 +33,8 @@ export const taskQueries = {
       values: [title, description, completed],
     };
   },
-  /** POST with an Idempotency-Key: the task as JSON, and whether it is a replay. */
-  createIdempotent(key: string, request: TaskInputJson): Statement {
+  /** POST with an Idempotency-Key: the task's columns, then whether it is a replay. */
+  createIdempotent(key: string, request: TaskInput): Statement {
     return {
       name: 'task_api_create_idempotent',
       text:

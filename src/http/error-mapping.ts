@@ -2,6 +2,7 @@
 // validation — into problem details. SQLSTATEs map as PostgREST maps them.
 import type { FastifyError } from 'fastify';
 import { InvalidTokenError, KeySourceUnavailableError } from '../auth/token-verifier.js';
+import { DatabaseUnavailableError } from '../db/request-transaction.js';
 import { ProblemError, RETRY_AFTER_SECONDS, type FieldError } from './problem.js';
 import { DESCRIPTION_MAX, TITLE_MAX } from './schemas.js';
 
@@ -19,18 +20,13 @@ const CONSTRAINT_FIELDS: Record<string, FieldError> = {
   tasks_description_length: { field: 'description', reason: `must be at most ${DESCRIPTION_MAX} characters` },
 };
 
-/** Errors that mean "the database could not be reached or stopped answering". */
-function isUnavailable(error: DatabaseError & { errno?: unknown }): boolean {
-  const code = error.code ?? '';
-  if (code.startsWith('08')) return true; // connection exceptions
-  // Shut down, starting up, too many connections, statement timeout, out of
-  // resources; and serialization failures and deadlocks, where a retry works.
-  if (['57P01', '57P02', '57P03', '53300', '57014', '53000', '58000', '40001', '40P01'].includes(code)) return true;
-  if (['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EHOSTUNREACH', 'EAI_AGAIN'].includes(code)) {
-    return true;
-  }
-  // node-postgres reports pool and connection failures without a code.
-  return /timeout|terminated|connection|Connection|ECONNREFUSED|closed|not queryable/.test(error.message) && !code;
+/**
+ * SQLSTATEs meaning "retry shortly": connection exceptions (08), shutting
+ * down or starting up, too many connections, statement timeout, out of
+ * resources; and serialization failures and deadlocks, where a retry works.
+ */
+function isRetryableSqlstate(code = ''): boolean {
+  return code.startsWith('08') || ['57P01', '57P02', '57P03', '53300', '57014', '53000', '58000', '40001', '40P01'].includes(code);
 }
 
 export function unavailable(detail = 'The database is unavailable; retry shortly.'): ProblemError {
@@ -76,7 +72,7 @@ export function fromDatabaseError(error: DatabaseError): ProblemError | undefine
         errors: [{ field: 'body', reason: error.message }],
       });
   }
-  if (isUnavailable(error)) return unavailable();
+  if (error instanceof DatabaseUnavailableError || isRetryableSqlstate(error.code)) return unavailable();
   return undefined;
 }
 

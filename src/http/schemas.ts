@@ -95,9 +95,3 @@ export const setCompletedBody = {
 } as const;
 
 export const sharedSchemas = [taskSchema, problemSchema, createTaskBody, replaceTaskBody, updateTaskBody, setCompletedBody];
-
-export interface TaskInput {
-  title: string;
-  description?: string | null;
-  completed?: boolean;
-}

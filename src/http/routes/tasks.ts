@@ -5,11 +5,10 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { TokenVerifier } from '../../auth/token-verifier.js';
 import type { AccessMode, RequestRunner, Statement } from '../../db/request-transaction.js';
 import { renderTask, renderTaskList, VERSION, type RawTaskRow } from '../../db/task-json.js';
-import { taskQueries, type IdempotentCreateRow } from '../../db/task-queries.js';
+import { taskQueries, type IdempotentCreateRow, type TaskInput } from '../../db/task-queries.js';
 import { registerAuthentication } from '../authentication.js';
 import { etagOf, parseIfMatch } from '../if-match.js';
 import { ProblemError } from '../problem.js';
-import type { TaskInput } from '../schemas.js';
 import { problemResponses, taskRouteSchemasFor } from './task-route-schemas.js';
 
 export interface TaskRoutesOptions {
