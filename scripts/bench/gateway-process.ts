@@ -4,6 +4,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { freePort } from '../../src/db/embedded-cluster.js';
 import { projectRoot } from '../../src/db/migrate.js';
+import { processCpuSeconds } from './cpu-usage.js';
 
 export async function startGatewayProcess(env: Record<string, string>) {
   const port = await freePort();
@@ -11,7 +12,9 @@ export async function startGatewayProcess(env: Record<string, string>) {
   execFileSync('npm', ['run', '--silent', 'build'], { cwd: projectRoot, stdio: 'inherit' });
   const packageJson = JSON.parse(await readFile(`${projectRoot}/package.json`, 'utf8'));
   const [, ...startArgs] = (packageJson.scripts.start as string).split(/\s+/);
-  const child = spawn(process.execPath, startArgs, {
+  // BENCH_NODE_ARGS adds node flags for profiling, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof".
+  const extraArgs = process.env.BENCH_NODE_ARGS?.split(/\s+/).filter(Boolean) ?? [];
+  const child = spawn(process.execPath, [...extraArgs, ...startArgs], {
     cwd: projectRoot,
     env: { ...process.env, PORT: String(port), HOST: '127.0.0.1', ...env },
     stdio: ['ignore', 'ignore', 'pipe'],
@@ -31,16 +34,16 @@ export async function startGatewayProcess(env: Record<string, string>) {
   }
   return {
     url,
+    pid: child.pid!,
     /**
      * CPU seconds (user + system) the process has used so far. Divided by the
      * requests served, it is the gateway's own cost per request, which other
      * load on a shared machine does not change the way it changes req/s.
      */
-    async cpuSeconds() {
-      const stat = await readFile(`/proc/${child.pid}/stat`, 'utf8');
-      // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      return (Number(fields[11]) + Number(fields[12])) / 100;
+    cpuSeconds(): number {
+      const seconds = processCpuSeconds(child.pid!);
+      if (seconds === undefined) throw new Error(`cannot read the CPU time of the gateway (pid ${child.pid})`);
+      return seconds;
     },
     /** Peak resident set size (VmHWM) in MB, read before the process ends. */
     async peakRssMb() {

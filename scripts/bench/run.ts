@@ -7,7 +7,9 @@
 //       (scripts/bench/pgbench/reference-*.sql, four statements);
 //   (b) the exact SQL the gateway sends, generated from its query code and
 //       pipelined the way the gateway pipelines it.
-// Prints one table and writes the results as JSON to bench-results/.
+// Prints one table and writes the results as JSON to bench-results/; every
+// row has the CPU µs per request of the gateway, PostgreSQL, the load
+// generator and the whole machine (scripts/bench/cpu-usage.ts).
 //
 // Database: an embedded PostgreSQL in a temporary directory, or a new
 // database task_api_bench in the server at BENCH_DATABASE_URL (a superuser
@@ -24,6 +26,7 @@ import { projectRoot } from '../../src/db/migrate.js';
 import { startJwksStandIn } from './jwks-stand-in.js';
 import { gatewaySqlScript, REFERENCE_SCRIPTS, type Operation } from './gateway-sql.js';
 import { ensureTool, runPgbench, runWrk, type Measurement } from './tools.js';
+import { onlyPostmasterHere, postmasterFromDataDirectory, postmasterOfBackend } from './cpu-usage.js';
 
 interface Options {
   durationSeconds: number;
@@ -57,20 +60,49 @@ function parseOptions(argv: string[]): Options {
   };
 }
 
+/**
+ * The PostgreSQL server's postmaster, for its CPU time: from postmaster.pid in
+ * its data directory (readable by a superuser, on this machine), else the
+ * parent of this connection's backend, else (for a server on loopback) the
+ * only postgres process here whose parent is not postgres. Undefined when none
+ * of them works: its CPU is then not reported rather than guessed.
+ */
+async function findPostmaster(admin: pg.Client, serverUrl: string): Promise<number | undefined> {
+  const dataDirectory = await admin
+    .query<{ setting: string }>("select setting from pg_settings where name = 'data_directory'")
+    .then((result) => result.rows[0]?.setting, () => undefined);
+  const { rows } = await admin.query<{ pid: number }>('select pg_backend_pid() as pid');
+  const host = new URL(serverUrl).hostname;
+  const local = ['', 'localhost', '127.0.0.1', '[::1]'].includes(host);
+  return (
+    (dataDirectory ? postmasterFromDataDirectory(dataDirectory) : undefined) ??
+    postmasterOfBackend(rows[0].pid) ??
+    (local ? onlyPostmasterHere() : undefined)
+  );
+}
+
 async function openBenchDatabase(workDir: string) {
   let cluster: EmbeddedCluster | undefined;
   let serverUrl = process.env.BENCH_DATABASE_URL;
+  const clusterDir = path.join(workDir, 'pg');
   if (!serverUrl) {
-    cluster = await startEmbeddedCluster({ clusterDir: path.join(workDir, 'pg'), logFile: path.join(workDir, 'pg.log') });
+    cluster = await startEmbeddedCluster({ clusterDir, logFile: path.join(workDir, 'pg.log') });
     serverUrl = cluster.superuserUrl;
   }
   const ownerUrl = withDatabase(serverUrl, 'task_api_bench');
   const admin = new pg.Client({ connectionString: serverUrl });
   await admin.connect();
+  const postmasterPid = cluster ? postmasterFromDataDirectory(clusterDir) : await findPostmaster(admin, serverUrl);
   await admin.query('drop database if exists task_api_bench with (force)');
   await admin.end();
   const appUrl = await prepareDatabase(ownerUrl, 'benchmark-authenticator-password');
-  return { ownerUrl, appUrl, description: cluster ? 'embedded PostgreSQL' : 'BENCH_DATABASE_URL', stop: () => cluster?.stop() };
+  return {
+    ownerUrl,
+    appUrl,
+    postmasterPid,
+    description: cluster ? 'embedded PostgreSQL' : 'BENCH_DATABASE_URL',
+    stop: () => cluster?.stop(),
+  };
 }
 
 async function seed(ownerUrl: string, users: number, tasksPerUser: number) {
@@ -121,6 +153,7 @@ function formatTable(rows: Record<string, unknown>[]): string {
   return [line(columns), `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`, ...cells.map(line)].join('\n');
 }
 
+const micros = (value?: number) => (value === undefined ? '' : Math.round(value));
 const ratio = (value: number, base?: number) => (base ? `${Math.round((value / base) * 100)}%` : '');
 
 async function main() {
@@ -169,17 +202,14 @@ async function main() {
         const dataFile = path.join(workDir, `wrk-${key}.lua`);
         await writeWrkData(dataFile, tokens[key], options.tasksPerUser);
         process.stderr.write(`gateway ${op} (${key})…\n`);
-        const cpuBefore = await gateway.cpuSeconds();
-        const measurement = await runWrk({
+        measured[`gateway ${key === 'hs256' ? 'HS256' : 'EdDSA'}`] = await runWrk({
           url: gateway.url,
           op,
           dataFile,
           connections: options.connections,
           durationSeconds: options.durationSeconds,
+          cpu: { gatewayPid: gateway.pid, postmasterPid: database.postmasterPid },
         });
-        const requests = measurement.rate * options.durationSeconds;
-        measurement.cpuMicrosPerRequest = ((await gateway.cpuSeconds()) - cpuBefore) * 1e6 / requests;
-        measured[`gateway ${key === 'hs256' ? 'HS256' : 'EdDSA'}`] = measurement;
       }
       if (options.baselines && REFERENCE_SCRIPTS[op]) {
         const pgbenchVars = { users: options.users, tasks: Math.min(20, options.tasksPerUser) };
@@ -192,6 +222,7 @@ async function main() {
           durationSeconds: options.durationSeconds,
           workDir,
           protocol: 'prepared',
+          cpu: { postmasterPid: database.postmasterPid },
         });
         const gatewayScript = path.join(workDir, `gateway-${op}.sql`);
         await writeFile(gatewayScript, gatewaySqlScript(op));
@@ -206,6 +237,7 @@ async function main() {
           // pgbench prepares a pipelined script's statements before it runs,
           // as authenticator, which may not even see schema api: parse each time.
           protocol: 'extended',
+          cpu: { postmasterPid: database.postmasterPid },
         });
       }
       if (options.baselines && op === 'list' && !options.smoke) {
@@ -220,6 +252,7 @@ async function main() {
           durationSeconds: options.durationSeconds,
           workDir,
           protocol: 'prepared',
+          cpu: { postmasterPid: database.postmasterPid },
         });
       }
       raw.push({ op: op as never, ...measured });
@@ -238,11 +271,24 @@ async function main() {
           'vs (a)': isGateway ? ratio(m.rate, reference?.rate) : '',
           'vs (b)': isGateway ? ratio(m.rate, gatewaySql?.rate) : '',
           'p99 vs (a)': isGateway && reference ? `${(m.p99Ms / reference.p99Ms).toFixed(1)}×` : '',
-          'gateway CPU µs/req': m.cpuMicrosPerRequest ? Math.round(m.cpuMicrosPerRequest) : '',
+          'CPU µs/req: gateway': micros(m.cpuMicrosPerRequest?.gateway),
+          PostgreSQL: micros(m.cpuMicrosPerRequest?.postgres),
+          'load gen': micros(m.cpuMicrosPerRequest?.loadGenerator),
+          machine: micros(m.cpuMicrosPerRequest?.machine),
         });
       }
     }
     const peakRssMb = await gateway.peakRssMb();
+    // The machine's busy CPU beyond the processes measured is other work on
+    // the machine (and this process, which is idle while a run lasts).
+    const unexplained = raw.flatMap(({ op, ...runners }) =>
+      Object.entries(runners).flatMap(([name, m]) => {
+        const cpu = m?.cpuMicrosPerRequest;
+        if (cpu?.machine === undefined || cpu.postgres === undefined || cpu.loadGenerator === undefined) return [];
+        const share = 1 - ((cpu.gateway ?? 0) + cpu.postgres + cpu.loadGenerator) / cpu.machine;
+        return share > 0.1 ? [`${op} ${name} ${Math.round(share * 100)}%`] : [];
+      }),
+    );
 
     const header = [
       `Task API benchmark: ${options.connections} connections, ${options.durationSeconds} s per run, ` +
@@ -250,6 +296,9 @@ async function main() {
       '(a) = pgbench fixed reference, (b) = pgbench replaying the gateway\'s exact SQL; gateway ÷ (a) is the ratio that counts',
     ];
     console.log(`\n${header.join('\n')}\n\n${formatTable(results)}\n\ngateway peak RSS: ${peakRssMb ?? '?'} MB`);
+    if (unexplained.length > 0) {
+      console.log(`machine CPU not used by the processes measured (other work on the machine?): ${unexplained.join(', ')}`);
+    }
 
     const outDir = path.join(projectRoot, 'bench-results');
     await mkdir(outDir, { recursive: true });
