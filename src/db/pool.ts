@@ -1,9 +1,11 @@
 // The gateway's connection pool (role authenticator).
 import pg from 'pg';
 import type { PoolSettings } from '../config.js';
+import { RawRowClient } from './raw-row-client.js';
 
 export function createPool(connectionString: string, settings: PoolSettings): pg.Pool {
   const pool = new pg.Pool({
+    Client: RawRowClient,
     connectionString,
     max: settings.max,
     connectionTimeoutMillis: settings.connectTimeoutMs,

@@ -8,7 +8,7 @@
 // a bound parameter, committed by PostgreSQL before it answers
 // (see transaction-pipeline.ts).
 import type pg from 'pg';
-import { runPipelined, type PipelinedStatement, type RawRow } from './transaction-pipeline.js';
+import { runPipelined, type PipelinedStatement, type RowCollector } from './transaction-pipeline.js';
 
 export type AccessMode = 'read' | 'write';
 
@@ -29,11 +29,13 @@ export interface RequestRunnerOptions {
   maxTasksPerUser: number;
 }
 
-export type RequestRunner = <Row extends RawRow = RawRow>(
+/** Runs one statement as the user; the collector makes the result of its rows. */
+export type RequestRunner = <Result>(
   identity: RequestIdentity,
   mode: AccessMode,
   statement: Statement,
-) => Promise<Row[]>;
+  collector: RowCollector<Result>,
+) => Promise<Result>;
 
 /**
  * The first statement of every request. A read is made read-only
@@ -88,11 +90,12 @@ export function createRequestRunner(options: RequestRunnerOptions): RequestRunne
   const statementTimeout = `${options.statementTimeoutMs}ms`;
   const maxTasks = String(options.maxTasksPerUser);
 
-  return async function runAsUser<Row extends RawRow = RawRow>(
+  return async function runAsUser<Result>(
     identity: RequestIdentity,
     mode: AccessMode,
     statement: Statement,
-  ): Promise<Row[]> {
+    collector: RowCollector<Result>,
+  ): Promise<Result> {
     let client: pg.PoolClient;
     try {
       client = await connectWithRetry(options.pool, options.connectRetryMs);
@@ -100,12 +103,16 @@ export function createRequestRunner(options: RequestRunnerOptions): RequestRunne
       throw new DatabaseUnavailableError('could not connect to the database', { cause: error });
     }
     try {
-      const rows = await runPipelined(client, [
-        { ...setRoleAndClaims, values: [identity.claimsJson, statementTimeout, maxTasks, mode === 'read' ? 'on' : 'off'] },
-        named(statement),
-      ]);
+      const result = await runPipelined(
+        client,
+        [
+          { ...setRoleAndClaims, values: [identity.claimsJson, statementTimeout, maxTasks, mode === 'read' ? 'on' : 'off'] },
+          named(statement),
+        ],
+        collector,
+      );
       client.release();
-      return rows as Row[];
+      return result;
     } catch (error) {
       if (isServerError(error)) {
         client.release();

@@ -6,9 +6,12 @@
 // a transaction-mode pooler.
 //
 // It plugs into node-postgres as a "submittable" (the interface pg-cursor and
-// pg-query-stream use). Rows are returned as PostgreSQL sent them: arrays of
-// text (or null), which src/db/task-json.ts renders.
+// pg-query-stream use). The last statement's rows go to a RowCollector: by
+// default arrays of text (or null) as PostgreSQL sent them, which
+// src/db/task-json.ts renders; a list is rendered from the rows' bytes by
+// src/db/task-json-bytes.ts.
 import type pg from 'pg';
+import type { RawDataRow } from './raw-row-client.js';
 
 export interface PipelinedStatement {
   /** A name makes it a prepared statement, parsed once per connection. */
@@ -32,6 +35,18 @@ interface Connection {
 
 export type RawRow = (string | null)[];
 
+/** Receives the result rows while each is handled, and makes the result. */
+export interface RowCollector<Result> {
+  add(row: RawDataRow): void;
+  finish(): Result;
+}
+
+/** The rows as arrays of text. */
+export function rowsOf<Row extends RawRow>(): RowCollector<Row[]> {
+  const rows: Row[] = [];
+  return { add: (row) => rows.push(row.fields as Row), finish: () => rows };
+}
+
 /** Values as text for the wire; only the types the gateway sends. */
 function toWire(value: unknown): string | null {
   if (value === null || value === undefined) return null;
@@ -44,22 +59,26 @@ function toWire(value: unknown): string | null {
   throw new TypeError(`cannot send a ${typeof value} as a statement parameter`);
 }
 
-export class PipelinedTransaction {
+export class PipelinedTransaction<Result> {
   /** Set by the caller (and wrapped by node-postgres for query_timeout). */
-  callback?: (error: Error | null, rows?: RawRow[]) => void;
+  callback?: (error: Error | null, result?: Result) => void;
 
   private connection?: Connection;
   private statementIndex = 0;
-  private readonly rows: RawRow[] = [];
   /** Names of the statements whose Parse was sent, in order; '' for unnamed. */
   private readonly parsing: string[] = [];
   private parsed = 0;
   private finished = false;
+  /** A row the collector refused; reported at the end of the batch. */
+  private collectorError?: Error;
   private readonly onParseComplete = () => {
     this.parsed += 1;
   };
 
-  constructor(private readonly statements: PipelinedStatement[]) {}
+  constructor(
+    private readonly statements: PipelinedStatement[],
+    private readonly collector: RowCollector<Result>,
+  ) {}
 
   submit(connection: Connection): Error | null {
     let values: (string | null)[][];
@@ -91,9 +110,14 @@ export class PipelinedTransaction {
 
   handleRowDescription(): void {}
 
-  handleDataRow(message: { fields: RawRow }): void {
+  handleDataRow(message: RawDataRow): void {
     // Only the last statement's rows are the result.
-    if (this.statementIndex === this.statements.length - 1) this.rows.push(message.fields);
+    if (this.statementIndex !== this.statements.length - 1 || this.collectorError) return;
+    try {
+      this.collector.add(message);
+    } catch (error) {
+      this.collectorError = error as Error; // thrown here, it would surface in node-postgres's socket handler
+    }
   }
 
   handleCommandComplete(): void {
@@ -135,15 +159,27 @@ export class PipelinedTransaction {
         if (name) connection.parsedStatements[name] = this.statements.find((s) => s.name === name)!.text;
       }
     }
-    this.callback?.(error, error ? undefined : this.rows);
+    if (error) return this.callback?.(error);
+    if (this.collectorError) return this.callback?.(this.collectorError);
+    let result: Result;
+    try {
+      result = this.collector.finish();
+    } catch (collectorError) {
+      return this.callback?.(collectorError as Error);
+    }
+    this.callback?.(null, result);
   }
 }
 
 /** Runs a pipelined transaction on a checked-out client. */
-export function runPipelined(client: pg.PoolClient, statements: PipelinedStatement[]): Promise<RawRow[]> {
+export function runPipelined<Result>(
+  client: pg.PoolClient,
+  statements: PipelinedStatement[],
+  collector: RowCollector<Result>,
+): Promise<Result> {
   return new Promise((resolve, reject) => {
-    const transaction = new PipelinedTransaction(statements);
-    transaction.callback = (error, rows) => (error ? reject(error) : resolve(rows!));
+    const transaction = new PipelinedTransaction(statements, collector);
+    transaction.callback = (error, result) => (error ? reject(error) : resolve(result!));
     client.query(transaction as unknown as pg.QueryConfig);
   });
 }

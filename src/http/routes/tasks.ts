@@ -4,7 +4,9 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { TokenVerifier } from '../../auth/token-verifier.js';
 import type { AccessMode, RequestRunner, Statement } from '../../db/request-transaction.js';
-import { renderTask, renderTaskList, VERSION, type RawTaskRow } from '../../db/task-json.js';
+import { renderTask, VERSION, type RawTaskRow } from '../../db/task-json.js';
+import { TaskListJson } from '../../db/task-json-bytes.js';
+import { rowsOf } from '../../db/transaction-pipeline.js';
 import { taskQueries, type IdempotentCreateRow, type TaskInput } from '../../db/task-queries.js';
 import { registerAuthentication } from '../authentication.js';
 import { etagOf, parseIfMatch } from '../if-match.js';
@@ -45,7 +47,7 @@ export async function taskRoutes(app: FastifyInstance, options: TaskRoutesOption
   const taskRouteSchemas = taskRouteSchemasFor(app.prefix.includes(':user_id'));
 
   const run = (request: FastifyRequest, mode: AccessMode, statement: Statement) =>
-    options.runAsUser<RawTaskRow>(request.identity, mode, statement);
+    options.runAsUser(request.identity, mode, statement, rowsOf<RawTaskRow>());
   const runOne = async (request: FastifyRequest, mode: AccessMode, statement: Statement) =>
     (await run(request, mode, statement))[0];
 
@@ -57,7 +59,8 @@ export async function taskRoutes(app: FastifyInstance, options: TaskRoutesOption
   });
 
   app.get('/tasks', { schema: taskRouteSchemas.list }, async (request, reply) => {
-    return reply.type(JSON_TYPE).send(renderTaskList(await run(request, 'read', taskQueries.list())));
+    const list = await options.runAsUser(request.identity, 'read', taskQueries.list(), new TaskListJson());
+    return reply.type(JSON_TYPE).send(list);
   });
 
   app.post('/tasks', { schema: taskRouteSchemas.create }, async (request, reply) => {
@@ -67,10 +70,11 @@ export async function taskRoutes(app: FastifyInstance, options: TaskRoutesOption
     if (idempotencyKey === undefined) {
       task = await runOne(request, 'write', taskQueries.create(body.title, body.description ?? null, body.completed ?? false));
     } else {
-      const [result] = await options.runAsUser<IdempotentCreateRow>(
+      const [result] = await options.runAsUser(
         request.identity,
         'write',
         taskQueries.createIdempotent(idempotencyKey, body),
+        rowsOf<IdempotentCreateRow>(),
       );
       task = result.slice(0, 8) as RawTaskRow;
       if (result[8] === 't') reply.header('Idempotent-Replayed', 'true');
