@@ -50,6 +50,11 @@ export function renderTask(row: RawTaskRow): string {
   );
 }
 
+/**
+ * The API's JSON for a list of rows. Responses are rendered from the wire
+ * bytes by TaskListJson (task-json-bytes.ts); this string version is the
+ * reference the tests hold that renderer to.
+ */
 export function renderTaskList(rows: RawTaskRow[]): string {
   let json = '[';
   for (let i = 0; i < rows.length; i++) json += (i === 0 ? '' : ',') + renderTask(rows[i]);
