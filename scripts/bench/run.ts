@@ -20,7 +20,7 @@ import path from 'node:path';
 import pg from 'pg';
 import { SignJWT } from 'jose';
 import { startEmbeddedCluster, type EmbeddedCluster } from '../../src/db/embedded-cluster.js';
-import { startGatewayProcess } from './gateway-process.js';
+import { startGatewayProcess, startHttpFloor } from './gateway-process.js';
 import { prepareDatabase, withDatabase } from '../../src/db/database.js';
 import { projectRoot } from '../../src/db/migrate.js';
 import { startJwksStandIn } from './jwks-stand-in.js';
@@ -145,6 +145,17 @@ async function writeWrkData(file: string, tokens: string[], tasksPerUser: number
   await writeFile(file, lines.join('\n'));
 }
 
+/** One real response body of the gateway for a read operation. */
+async function sampleResponse(url: string, op: 'list' | 'get', token: string): Promise<Buffer> {
+  const fetchBody = async (pathname: string) => {
+    const response = await fetch(`${url}${pathname}`, { headers: { authorization: `Bearer ${token}` } });
+    if (!response.ok) throw new Error(`GET ${pathname}: ${response.status}`);
+    return Buffer.from(await response.arrayBuffer());
+  };
+  const list = await fetchBody('/api/tasks');
+  return op === 'list' ? list : fetchBody(`/api/tasks/${(JSON.parse(list.toString()) as { id: string }[])[0].id}`);
+}
+
 function formatTable(rows: Record<string, unknown>[]): string {
   const columns = Object.keys(rows[0] ?? {});
   const cells = rows.map((row) => columns.map((column) => String(row[column] ?? '')));
@@ -195,6 +206,9 @@ async function main() {
     await runWrk({ url: gateway.url, op: 'mix', dataFile: warmupData, connections: options.connections, durationSeconds: options.smoke ? 1 : 3 });
 
     const results: Record<string, unknown>[] = [];
+    // The gateway's peak RSS over each run (and over the whole benchmark).
+    const peakRssByRun = new Map<string, number | undefined>();
+    let overallPeakRssMb = 0;
     const raw: Record<string, Measurement | undefined>[] = [];
     for (const op of options.ops) {
       const measured: Record<string, Measurement | undefined> = {};
@@ -202,7 +216,10 @@ async function main() {
         const dataFile = path.join(workDir, `wrk-${key}.lua`);
         await writeWrkData(dataFile, tokens[key], options.tasksPerUser);
         process.stderr.write(`gateway ${op} (${key})…\n`);
-        measured[`gateway ${key === 'hs256' ? 'HS256' : 'EdDSA'}`] = await runWrk({
+        const runner = `gateway ${key === 'hs256' ? 'HS256' : 'EdDSA'}`;
+        overallPeakRssMb = Math.max(overallPeakRssMb, (await gateway.peakRssMb()) ?? 0);
+        await gateway.resetPeakRss();
+        measured[runner] = await runWrk({
           url: gateway.url,
           op,
           dataFile,
@@ -210,6 +227,25 @@ async function main() {
           durationSeconds: options.durationSeconds,
           cpu: { gatewayPid: gateway.pid, postmasterPid: database.postmasterPid },
         });
+        peakRssByRun.set(`${op} ${runner}`, await gateway.peakRssMb());
+      }
+      if (options.baselines && !options.smoke && (op === 'list' || op === 'get')) {
+        // Not a baseline: node:http alone, sending the gateway's own response
+        // for this operation, to show what HTTP costs before the gateway does anything.
+        process.stderr.write(`node:http floor ${op}…\n`);
+        const floor = await startHttpFloor(await sampleResponse(gateway.url, op, tokens.hs256[0]));
+        try {
+          measured['node:http floor'] = await runWrk({
+            url: floor.url,
+            op,
+            dataFile: path.join(workDir, 'wrk-hs256.lua'),
+            connections: options.connections,
+            durationSeconds: options.durationSeconds,
+            cpu: { gatewayPid: floor.pid, postmasterPid: database.postmasterPid },
+          });
+        } finally {
+          await floor.stop();
+        }
       }
       if (options.baselines && REFERENCE_SCRIPTS[op]) {
         const pgbenchVars = { users: options.users, tasks: Math.min(20, options.tasksPerUser) };
@@ -275,10 +311,11 @@ async function main() {
           PostgreSQL: micros(m.cpuMicrosPerRequest?.postgres),
           'load gen': micros(m.cpuMicrosPerRequest?.loadGenerator),
           machine: micros(m.cpuMicrosPerRequest?.machine),
+          'RSS MB': peakRssByRun.get(`${op} ${name}`) ?? '',
         });
       }
     }
-    const peakRssMb = await gateway.peakRssMb();
+    const peakRssMb = Math.max(overallPeakRssMb, (await gateway.peakRssMb()) ?? 0) || undefined;
     // The machine's busy CPU beyond the processes measured is other work on
     // the machine (and this process, which is idle while a run lasts).
     const unexplained = raw.flatMap(({ op, ...runners }) =>
