@@ -233,12 +233,14 @@ async function main() {
         // Not a baseline: node:http alone, sending the gateway's own response
         // for this operation, to show what HTTP costs before the gateway does anything.
         process.stderr.write(`node:http floor ${op}…\n`);
-        const floor = await startHttpFloor(await sampleResponse(gateway.url, op, tokens.hs256[0]));
+        // The data file and tokens of the key just measured (whichever --keys chose).
+        const key = options.keys[options.keys.length - 1];
+        const floor = await startHttpFloor(await sampleResponse(gateway.url, op, tokens[key][0]));
         try {
           measured['node:http floor'] = await runWrk({
             url: floor.url,
             op,
-            dataFile: path.join(workDir, 'wrk-hs256.lua'),
+            dataFile: path.join(workDir, `wrk-${key}.lua`),
             connections: options.connections,
             durationSeconds: options.durationSeconds,
             cpu: { gatewayPid: floor.pid, postmasterPid: database.postmasterPid },
