@@ -1,15 +1,19 @@
-// npm run db:audit: prints RLS state, policies and reachable roles, and exits
-// non-zero when the audit fails. Audits DATABASE_OWNER_URL, else DATABASE_URL,
-// else the embedded database in DATA_DIR (started for the audit and stopped).
+// npm run db:audit: runs db/audit.sql, prints its table of checks, and exits
+// as psql -f db/audit.sql does: 0 when the audit passes, 3 when it fails.
+// Audits DATABASE_OWNER_URL, else DATABASE_URL, else the embedded database in
+// DATA_DIR (started for the audit and stopped).
 import { runAudit } from '../src/db/audit.js';
 import { openEmbeddedDatabase } from '../src/db/database.js';
+
+/** psql's exit status when a script stops at an error under ON_ERROR_STOP. */
+const AUDIT_FAILED = 3;
 
 const url = process.env.DATABASE_OWNER_URL || process.env.DATABASE_URL;
 const embedded = url ? undefined : await openEmbeddedDatabase(process.env.DATA_DIR || './.data');
 try {
   const result = await runAudit(url ?? embedded!.ownerUrl!);
   console.log(result.report);
-  process.exitCode = result.passed ? 0 : 1;
+  process.exitCode = result.passed ? 0 : AUDIT_FAILED;
 } finally {
   await embedded?.stop();
 }

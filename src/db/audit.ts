@@ -1,5 +1,7 @@
-// Runs db/audit.sql (the file reviewers run with psql) and prints its result
-// sets as tables. Resolves to the list of problems; empty means it passed.
+// Runs db/audit.sql (the file reviewers run with psql) through node-postgres
+// and prints its table of checks. psql meta-commands are the file's only
+// non-SQL: \ir includes another file (the allow-list) and is inlined here;
+// \set and \unset only steer psql's output and are dropped.
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import pg from 'pg';
@@ -7,40 +9,94 @@ import { projectRoot } from './migrate.js';
 
 export const auditSqlPath = path.join(projectRoot, 'db', 'audit.sql');
 
-const VERDICT_MARKER = '-- 5. Verdict.';
+/** The line that separates the checks and their report from the verdict. */
+const VERDICT_MARKER = /^-- Verdict:.*$/m;
+
+/** One row of the audit's table: a check that passed, or one offence. */
+export interface AuditRow {
+  check: string;
+  result: 'pass' | 'FAIL';
+  object: string;
+  role: string;
+  why: string;
+}
 
 export interface AuditResult {
   passed: boolean;
+  /** The table of checks and the verdict, as printed by npm run db:audit. */
   report: string;
+  rows: AuditRow[];
+  /** The offences alone. */
+  failures: AuditRow[];
+}
+
+/** db/audit.sql as one SQL text, with its \ir includes inlined. */
+export async function loadAuditSql(file = auditSqlPath): Promise<string> {
+  const lines = (await readFile(file, 'utf8')).split('\n');
+  const out: string[] = [];
+  for (const line of lines) {
+    const meta = /^\\(\S+)\s*(.*)$/.exec(line);
+    if (!meta) {
+      out.push(line);
+    } else if (meta[1] === 'ir') {
+      out.push(await loadAuditSql(path.resolve(path.dirname(file), meta[2].trim())));
+    } else if (meta[1] !== 'set' && meta[1] !== 'unset') {
+      throw new Error(`${file}: psql meta-command \\${meta[1]} is not supported outside psql`);
+    }
+  }
+  return out.join('\n');
 }
 
 function formatTable(result: pg.QueryResult): string {
   const columns = result.fields.map((field) => field.name);
-  if (columns.length === 0) return '';
   const cells = result.rows.map((row) => columns.map((name) => String(row[name] ?? '')));
   const widths = columns.map((name, i) => Math.max(name.length, ...cells.map((row) => row[i].length)));
-  const line = (values: string[]) => values.map((value, i) => value.padEnd(widths[i])).join(' | ');
+  const line = (values: string[]) => values.map((value, i) => value.padEnd(widths[i])).join(' | ').trimEnd();
   return [line(columns), widths.map((w) => '-'.repeat(w)).join('-+-'), ...cells.map(line)].join('\n');
 }
 
-export async function runAudit(url: string): Promise<AuditResult> {
-  const sql = await readFile(auditSqlPath, 'utf8');
-  const client = new pg.Client({ connectionString: url });
+/**
+ * Runs the audit on an open connection. The file opens its own transaction
+ * and ends it with ROLLBACK when it passes; inside a caller's transaction
+ * (a mutation test) it runs in that transaction, sees its uncommitted
+ * changes, and ends it (ROLLBACK when passing, aborted when failing).
+ */
+export async function runAuditOn(client: pg.ClientBase): Promise<AuditResult> {
+  const sql = await loadAuditSql();
+  const [checksSql, verdictSql] = sql.split(VERDICT_MARKER);
+  if (verdictSql === undefined) throw new Error(`${auditSqlPath}: no "-- Verdict:" line`);
   const notices: string[] = [];
-  client.on('notice', (notice) => notices.push(notice.message ?? ''));
-  await client.connect();
-  // The file ends in a verdict block that raises on failure; run the report
-  // queries first so their tables print either way.
-  const [reportSql, verdictSql] = sql.split(VERDICT_MARKER);
+  const onNotice = (notice: pg.NoticeMessage) => notices.push(notice.message ?? '');
+  client.on('notice', onNotice);
   try {
-    const results = [await client.query(reportSql)].flat() as pg.QueryResult[];
-    const tables = results.map(formatTable).filter(Boolean);
+    const results = [await client.query(checksSql)].flat() as pg.QueryResult[];
+    const table = results.find((result) => result.fields.some((field) => field.name === 'check'));
+    if (!table) throw new Error(`${auditSqlPath} printed no table of checks`);
+    const rows = table.rows.map(({ check, result, object, role, why }) => ({ check, result, object, role, why }) as AuditRow);
+    const failures = rows.filter((row) => row.result === 'FAIL');
+    let verdict: string;
+    let passed: boolean;
     try {
       await client.query(verdictSql);
-      return { passed: true, report: [...tables, ...notices].join('\n\n') };
+      passed = true;
+      verdict = notices.filter((notice) => notice.startsWith('RLS audit')).join('\n');
     } catch (error) {
-      return { passed: false, report: [...tables, (error as Error).message].join('\n\n') };
+      passed = false;
+      verdict = (error as Error).message;
     }
+    return { passed, report: `${formatTable(table)}\n\n${verdict}`, rows, failures };
+  } finally {
+    client.off('notice', onNotice);
+  }
+}
+
+export async function runAudit(url: string): Promise<AuditResult> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    const result = await runAuditOn(client);
+    if (!result.passed) await client.query('rollback');
+    return result;
   } finally {
     await client.end();
   }
