@@ -66,7 +66,7 @@ export async function runAuditOn(client: pg.ClientBase): Promise<AuditResult> {
   const [checksSql, verdictSql] = sql.split(VERDICT_MARKER);
   if (verdictSql === undefined) throw new Error(`${auditSqlPath}: no "-- Verdict:" line`);
   const notices: string[] = [];
-  const onNotice = (notice: pg.NoticeMessage) => notices.push(notice.message ?? '');
+  const onNotice = (notice: { message?: string }) => notices.push(notice.message ?? '');
   client.on('notice', onNotice);
   try {
     const results = [await client.query(checksSql)].flat() as pg.QueryResult[];
