@@ -365,6 +365,17 @@ select 4, j.name, j.role_name, v.why
  ) v (bad, why)
  where v.bad;
 
+-- Every policy above hinges on api.current_user_id(): it must still read the
+-- sub claim of request.jwt.claims, as the caller. (Function bodies are
+-- otherwise reviewed in migrations/, not here.)
+insert into pg_temp.audit_finding
+select 4, f.name, '',
+       'the function every policy compares owners with does not read the sub claim of request.jwt.claims as the caller: every policy now keys on something else'
+  from pg_temp.audit_function f
+  join pg_proc p on p.oid = f.oid
+ where f.name = 'api.current_user_id()'
+   and (p.prosecdef or p.prosrc !~ 'request\.jwt\.claims' or p.prosrc !~ '->>\s*''sub''');
+
 -- 5. Functions. -----------------------------------------------------------------
 insert into pg_temp.audit_finding
 select 5, f.name, p.grantee_name,

@@ -164,6 +164,15 @@ export const AUDIT_MUTATIONS: AuditMutation[] = [
     expect: { object: 'policy tasks_probe_update on api.tasks', role: /^task_probe$/ },
   },
 
+  {
+    name: 'api.current_user_id() reading the email claim instead of sub',
+    sql: [
+      `create or replace function api.current_user_id() returns text language sql stable
+         as $$ select nullif(current_setting('request.jwt.claims', true), '')::jsonb ->> 'email' $$`,
+    ],
+    expect: { object: 'api.current_user_id()', why: /sub claim/ },
+  },
+
   // Functions.
   {
     name: 'an extra SECURITY DEFINER function in api returning every task, executable by authenticated',
