@@ -112,7 +112,7 @@ end
 $$;
 
 -- 5. The RLS audit (the same file npm run db:audit runs); it fails the script
---    if a table lacks forced row-level security or a reachable role bypasses it.
+--    if anything the gateway's roles can reach is not on db/audit-allowlist.sql.
 \unset QUIET
 \ir ../db/audit.sql
 \set QUIET on
