@@ -336,7 +336,8 @@ with policy as (
 ), judged as (
   select policy.*,
          exists (select from pg_temp.audit_reachable x where x.oid = policy.role_oid) as reachable,
-         format('(%I = ( SELECT api.current_user_id() AS current_user_id))', policy.owner_column) as expected
+         case when policy.owner_column is not null
+              then format('(%I = ( SELECT api.current_user_id() AS current_user_id))', policy.owner_column) end as expected
     from policy
 )
 select 4, j.name, j.role_name, v.why
@@ -351,12 +352,12 @@ select 4, j.name, j.role_name, v.why
     'permissive policy for a role the allow-list does not name for this table'),
    (j.polpermissive and j.reachable and j.owner_column is not null
       and j.using_expr is distinct from j.expected and j.using_expr is not null,
-    format('USING %s does not compare %I with (select api.current_user_id()): it lets this role see or change other users'' rows',
-           j.using_expr, j.owner_column)),
+    format('USING %s does not compare %s with (select api.current_user_id()): it lets this role see or change other users'' rows',
+           j.using_expr, quote_ident(j.owner_column))),
    (j.polpermissive and j.reachable and j.owner_column is not null
       and j.check_expr is distinct from j.expected and j.check_expr is not null,
-    format('WITH CHECK %s does not compare %I with (select api.current_user_id()): it lets this role write rows for other users',
-           j.check_expr, j.owner_column)),
+    format('WITH CHECK %s does not compare %s with (select api.current_user_id()): it lets this role write rows for other users',
+           j.check_expr, quote_ident(j.owner_column))),
    (j.polpermissive and not j.reachable
       and not exists (select from pg_temp.allowed_helper_policy h
                        where parse_ident(h.relation) = (select r.name from pg_temp.audit_relation_name r where r.oid = j.polrelid)

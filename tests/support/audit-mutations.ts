@@ -159,6 +159,16 @@ export const AUDIT_MUTATIONS: AuditMutation[] = [
     expect: { object: 'policy tasks_anon on api.tasks', role: /^anon$/, why: /does not name/ },
   },
   {
+    name: 'a policy for authenticated on a table that is not on the allow-list',
+    sql: [
+      'create table api.notes (id int primary key, user_id text)',
+      'alter table api.notes enable row level security',
+      'alter table api.notes force row level security',
+      'create policy notes_all on api.notes for select to authenticated using (true)',
+    ],
+    expect: { object: 'policy notes_all on api.notes', role: /^authenticated$/, why: /not on the allow-list of user-data tables/ },
+  },
+  {
     name: 'an unlisted policy for the helper role task_probe',
     sql: ['create policy tasks_probe_update on api.tasks for update to task_probe using (true)'],
     expect: { object: 'policy tasks_probe_update on api.tasks', role: /^task_probe$/ },
