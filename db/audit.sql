@@ -126,7 +126,7 @@ with privilege as (
    cross join lateral aclexplode(att.attacl) a
    where not att.attisdropped
 )
-select p.oid, p.column_name, p.grantee, p.privilege_type, p.is_grantable, x.name as grantee_name,
+select p.oid, p.column_name, p.grantee, p.privilege_type, p.is_grantable, x.path as reached_as,
        exists (select from pg_temp.allowed_grant_object g
                 where g.oid = p.oid
                   and (g.role = x.name or (p.grantee = 0 and upper(g.role) = 'PUBLIC'))
@@ -167,7 +167,7 @@ select f.oid, a.role, a.security_definer
     on regexp_replace(f.name, '\s', '', 'g') = regexp_replace(a.signature, '\s', '', 'g');
 
 create temporary table audit_function_privilege on commit drop as
-select f.oid, a.grantee, x.name as grantee_name, a.is_grantable,
+select f.oid, a.grantee, x.path as reached_as, a.is_grantable,
        exists (select from pg_temp.allowed_function_object g
                 where g.oid = f.oid
                   and (g.role = x.name or (a.grantee = 0 and upper(g.role) = 'PUBLIC'))) as allowed
@@ -226,7 +226,7 @@ select 1, format('role %s', r.rolname), x.path, v.why
 
 -- 2. Privileges on relations. -------------------------------------------------
 insert into pg_temp.audit_finding
-select 2, rel.name || coalesce(' (' || p.column_name || ')', ''), p.grantee_name,
+select 2, rel.name || coalesce(' (' || p.column_name || ')', ''), p.reached_as,
        string_agg(p.privilege_type, ', ' order by p.privilege_type) || ' on a ' || rel.kind
          || ' not on the allow-list: '
          || case
@@ -242,10 +242,10 @@ select 2, rel.name || coalesce(' (' || p.column_name || ')', ''), p.grantee_name
   join pg_temp.audit_relation rel on rel.oid = p.oid
  where not p.allowed
  group by rel.oid, rel.name, rel.kind, rel.relkind, rel.relispartition, rel.relrowsecurity, rel.relforcerowsecurity,
-          p.column_name, p.grantee_name;
+          p.column_name, p.reached_as;
 
 insert into pg_temp.audit_finding
-select 2, rel.name || coalesce(' (' || p.column_name || ')', ''), p.grantee_name,
+select 2, rel.name || coalesce(' (' || p.column_name || ')', ''), p.reached_as,
        p.privilege_type || ' WITH GRANT OPTION: can hand the privilege to any other role'
   from pg_temp.audit_relation_privilege p
   join pg_temp.audit_relation rel on rel.oid = p.oid
@@ -261,7 +261,7 @@ select 2, rel.name, x.path, format('owns this %s: its owner holds every privileg
 -- table a gateway role can use.
 insert into pg_temp.audit_finding
 select 3, rel.name,
-       coalesce((select string_agg(distinct p.grantee_name, ', ') from pg_temp.audit_relation_privilege p where p.oid = rel.oid), ''),
+       coalesce((select string_agg(distinct p.reached_as, ', ') from pg_temp.audit_relation_privilege p where p.oid = rel.oid), ''),
        case when not rel.relrowsecurity
             then 'row-level security disabled: whoever holds a privilege on it sees every row'
             else 'row-level security not forced: its owner, and functions running as the owner, see every row' end
@@ -275,7 +275,7 @@ select 3, rel.name,
 -- A table a gateway role may use (with allow-listed privileges) must also be
 -- an allow-listed user-data table, so its policies can be checked.
 insert into pg_temp.audit_finding
-select 3, rel.name, string_agg(distinct p.grantee_name, ', '),
+select 3, rel.name, string_agg(distinct p.reached_as, ', '),
        'reachable, but not on the allow-list of user-data tables: its policies have no owner column to be checked against'
   from pg_temp.audit_relation rel
   join pg_temp.audit_relation_privilege p on p.oid = rel.oid
@@ -286,7 +286,7 @@ having bool_and(p.allowed);
 
 -- Kinds of relation that row-level security cannot protect, even when listed.
 insert into pg_temp.audit_finding
-select 3, rel.name, string_agg(distinct p.grantee_name, ', '),
+select 3, rel.name, string_agg(distinct p.reached_as, ', '),
        'a ' || rel.kind || ' cannot have row-level security: it must not be reachable at all'
   from pg_temp.audit_relation rel
   join pg_temp.audit_relation_privilege p on p.oid = rel.oid
@@ -295,7 +295,7 @@ select 3, rel.name, string_agg(distinct p.grantee_name, ', '),
 
 -- Views: security_invoker, over allow-listed tables and views only.
 insert into pg_temp.audit_finding
-select 3, rel.name, string_agg(distinct p.grantee_name, ', '),
+select 3, rel.name, string_agg(distinct p.reached_as, ', '),
        'view without security_invoker: it reads the tables with its owner''s rights, so row-level security is checked against the owner, not the caller'
   from pg_temp.audit_relation rel
   join pg_temp.audit_relation_privilege p on p.oid = rel.oid
@@ -303,7 +303,7 @@ select 3, rel.name, string_agg(distinct p.grantee_name, ', '),
  group by rel.oid, rel.name;
 
 insert into pg_temp.audit_finding
-select 3, rel.name, string_agg(distinct p.grantee_name, ', '),
+select 3, rel.name, string_agg(distinct p.reached_as, ', '),
        format('view reads %s, which is not an allow-listed table or view', used.name)
   from pg_temp.audit_relation rel
   join pg_temp.audit_relation_privilege p on p.oid = rel.oid
@@ -379,7 +379,7 @@ select 4, f.name, '',
 
 -- 5. Functions. -----------------------------------------------------------------
 insert into pg_temp.audit_finding
-select 5, f.name, p.grantee_name,
+select 5, f.name, p.reached_as,
        'EXECUTE not on the allow-list: '
          || case when f.prosecdef then 'SECURITY DEFINER, it runs with its owner''s rights, past the caller''s grants and policies'
                  when f.system then 'a system function granted beyond what initdb grants'
@@ -389,7 +389,7 @@ select 5, f.name, p.grantee_name,
  where not p.allowed;
 
 insert into pg_temp.audit_finding
-select 5, f.name, p.grantee_name, 'EXECUTE WITH GRANT OPTION: can hand it to any other role'
+select 5, f.name, p.reached_as, 'EXECUTE WITH GRANT OPTION: can hand it to any other role'
   from pg_temp.audit_function_privilege p
   join pg_temp.audit_function f on f.oid = p.oid
  where p.is_grantable;
@@ -405,7 +405,7 @@ insert into pg_temp.audit_finding
 select 5, s.name, s.grantees, v.why
   from (
     select f.name, f.prosecdef, owner.rolname as owner_name, owner.rolsuper, owner.rolbypassrls,
-           (select string_agg(distinct p.grantee_name, ', ') from pg_temp.audit_function_privilege p
+           (select string_agg(distinct p.reached_as, ', ') from pg_temp.audit_function_privilege p
              where p.oid = f.oid) as grantees,
            exists (select from pg_temp.audit_function_privilege p where p.oid = f.oid and p.grantee = 0) as by_public,
            (select bool_or(g.security_definer) from pg_temp.allowed_function_object g
@@ -436,7 +436,7 @@ select 5, s.name, s.grantees, v.why
 
 -- 6. Schemas and the database. ---------------------------------------------------
 insert into pg_temp.audit_finding
-select 6, format('schema %I', n.nspname), x.name,
+select 6, format('schema %I', n.nspname), x.path,
        'CREATE on a schema: can add tables, views and functions, and shadow names in search_path'
   from pg_namespace n
  cross join lateral aclexplode(coalesce(n.nspacl, acldefault('n'::"char", n.nspowner))) a
@@ -451,7 +451,7 @@ select 6, format('schema %I', n.nspname), x.path, 'owns the schema: can create, 
  where n.nspname !~ '^pg_(toast|temp_|toast_temp_)';
 
 insert into pg_temp.audit_finding
-select 6, format('database %I', d.datname), x.name, 'CREATE on the database: can create schemas, and objects in them'
+select 6, format('database %I', d.datname), x.path, 'CREATE on the database: can create schemas, and objects in them'
   from pg_database d
  cross join lateral aclexplode(coalesce(d.datacl, acldefault('d'::"char", d.datdba))) a
   join pg_temp.audit_reachable x on x.oid = a.grantee
@@ -470,7 +470,7 @@ select 7,
               coalesce(' in schema ' || quote_ident(n.nspname), ''),
               case d.defaclobjtype when 'r' then 'tables' when 'S' then 'sequences' when 'f' then 'functions'
                                    when 'n' then 'schemas' else d.defaclobjtype::text end),
-       x.name,
+       x.path,
        string_agg(a.privilege_type, ', ' order by a.privilege_type)
          || ': every such object this role creates from now on is granted without review'
   from pg_default_acl d
@@ -478,7 +478,7 @@ select 7,
  cross join lateral aclexplode(d.defaclacl) a
   join pg_temp.audit_reachable x on x.oid = a.grantee
  where d.defaclobjtype <> 'T' and a.grantee <> d.defaclrole
- group by d.oid, d.defaclrole, n.nspname, d.defaclobjtype, x.name;
+ group by d.oid, d.defaclrole, n.nspname, d.defaclobjtype, x.path;
 
 -- PostgreSQL's built-in default makes every new function executable by
 -- PUBLIC; the migrations revoke that for the owner of schema api.

@@ -81,6 +81,15 @@ export const AUDIT_MUTATIONS: AuditMutation[] = [
     expect: { object: 'api.tasks', role: /^anon$/, why: /SELECT/ },
   },
   {
+    name: 'SELECT on api.tasks granted to a role that authenticated is a member of',
+    sql: [
+      'create role audit_reader_{suffix} nologin',
+      'grant select on api.tasks to audit_reader_{suffix}',
+      'grant audit_reader_{suffix} to authenticated',
+    ],
+    expect: { object: 'api.tasks', role: /^authenticated > audit_reader_\w+$/, why: /SELECT/ },
+  },
+  {
     name: 'a sequence granted to authenticated',
     sql: ['create sequence public.ticket_numbers', 'grant usage, select on sequence public.ticket_numbers to authenticated'],
     expect: { object: 'public.ticket_numbers', role: /^authenticated$/, why: /sequence/ },
