@@ -8,7 +8,8 @@
 // a bound parameter, committed by PostgreSQL before it answers
 // (see transaction-pipeline.ts).
 import type pg from 'pg';
-import { runPipelined, type PipelinedStatement, type RowCollector } from './transaction-pipeline.js';
+import { NamedStatements } from './named-statements.js';
+import type { PipelinedStatement, RowCollector } from './transaction-pipeline.js';
 
 export type AccessMode = 'read' | 'write';
 
@@ -84,9 +85,8 @@ async function connectWithRetry(pool: pg.Pool, retryMs: number): Promise<pg.Pool
 }
 
 export function createRequestRunner(options: RequestRunnerOptions): RequestRunner {
-  const named = (statement: Statement): Statement =>
-    options.preparedStatements ? statement : { ...statement, name: undefined };
-  const setRoleAndClaims = named({ ...SET_ROLE_AND_CLAIMS, values: [] });
+  // Off behind a pooler that loses them, from its first 26000/42P05 on.
+  const statements = new NamedStatements(options.preparedStatements);
   const statementTimeout = `${options.statementTimeoutMs}ms`;
   const maxTasks = String(options.maxTasksPerUser);
 
@@ -103,11 +103,11 @@ export function createRequestRunner(options: RequestRunnerOptions): RequestRunne
       throw new DatabaseUnavailableError('could not connect to the database', { cause: error });
     }
     try {
-      const result = await runPipelined(
+      const result = await statements.run(
         client,
         [
-          { ...setRoleAndClaims, values: [identity.claimsJson, statementTimeout, maxTasks, mode === 'read' ? 'on' : 'off'] },
-          named(statement),
+          { ...SET_ROLE_AND_CLAIMS, values: [identity.claimsJson, statementTimeout, maxTasks, mode === 'read' ? 'on' : 'off'] },
+          statement,
         ],
         collector,
       );

@@ -15,6 +15,8 @@ declare module 'vitest' {
   export interface ProvidedContext {
     ownerUrl: string;
     appUrl: string;
+    /** authenticator's URL straight to the server, even when appUrl goes through PgBouncer. */
+    directAppUrl: string;
     serverUrl: string;
   }
 }
@@ -42,6 +44,7 @@ export default async function setup(project: TestProject) {
 
   project.provide('ownerUrl', ownerUrl);
   project.provide('appUrl', appUrl);
+  project.provide('directAppUrl', directAppUrl);
   project.provide('serverUrl', serverUrl);
 
   return async () => {

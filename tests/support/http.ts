@@ -25,6 +25,8 @@ interface TestAppOptions {
   corsOrigins?: string[];
   appUrl?: string;
   maxTasksPerUser?: number;
+  /** Named prepared statements; default from TEST_PREPARED_STATEMENTS (on unless "false"). */
+  preparedStatements?: boolean;
 }
 
 /** One gateway instance: its own pool, verifier and caches, like one process. */
@@ -44,7 +46,7 @@ async function createInstance(options: TestAppOptions, logs: Record<string, unkn
   const verify = createTokenVerifier({ secret: TEST_JWT_SECRET, clockToleranceSeconds: 5, ...options.verifier });
   const runAsUser = createRequestRunner({
     pool,
-    preparedStatements: process.env.TEST_PREPARED_STATEMENTS !== 'false',
+    preparedStatements: options.preparedStatements ?? process.env.TEST_PREPARED_STATEMENTS !== 'false',
     statementTimeoutMs: 5_000,
     connectRetryMs: 1_000,
     maxTasksPerUser: options.maxTasksPerUser ?? 10_000,
