@@ -88,8 +88,10 @@ begin
     if r.rolsuper or r.rolbypassrls or r.rolcreaterole or r.rolcreatedb then
       problems := problems || format('%s is SUPERUSER, BYPASSRLS, CREATEROLE or CREATEDB', r.rolname);
     end if;
-    if r.rolinherit then
-      problems := problems || format('%s must be NOINHERIT', r.rolname);
+    -- The login role must hold nothing until SET ROLE; a NOLOGIN role the
+    -- Data API made (INHERIT by default) inherits nothing that matters.
+    if r.rolinherit and r.rolname = 'authenticator' then
+      problems := problems || 'authenticator must be NOINHERIT'::text;
     end if;
     if r.rolcanlogin <> (r.rolname = 'authenticator') then
       problems := problems || format('%s: only authenticator may log in', r.rolname);

