@@ -5,7 +5,8 @@
 //   AUTHENTICATOR_PASSWORD  optional: sets the password the gateway's
 //                       authenticator role logs in with.
 import { setAuthenticatorPassword } from '../src/db/database.js';
-import { migrate } from '../src/db/migrate.js';
+import { ChannelBindingError, ConnectionUrlError } from '../src/db/connection-settings.js';
+import { MigrationTargetError, migrate } from '../src/db/migrate.js';
 
 const ownerUrl = process.env.DATABASE_OWNER_URL;
 if (!ownerUrl) {
@@ -16,7 +17,16 @@ if (!ownerUrl) {
   process.exit(2);
 }
 
-await migrate(ownerUrl);
+try {
+  await migrate(ownerUrl);
+} catch (error) {
+  // A wrong target or URL: one line saying what to change, no stack.
+  if (error instanceof MigrationTargetError || error instanceof ConnectionUrlError || error instanceof ChannelBindingError) {
+    console.error(`db:migrate: ${error.message}`);
+    process.exit(2);
+  }
+  throw error;
+}
 console.log('migrations and policies applied');
 if (process.env.AUTHENTICATOR_PASSWORD) {
   await setAuthenticatorPassword(ownerUrl, process.env.AUTHENTICATOR_PASSWORD);

@@ -1,6 +1,7 @@
 // The process's configuration, read once from the environment and validated
 // up front: a misconfigured server refuses to start with a message naming the
 // variable, rather than failing on the first request.
+import { ConnectionUrlError, connectionSettings } from './db/connection-settings.js';
 
 export interface PoolSettings {
   /** Most connections the gateway opens. */
@@ -81,9 +82,11 @@ export function loadConfig(env: Env = process.env): Config {
       const protocol = new URL(databaseUrl).protocol;
       if (protocol !== 'postgres:' && protocol !== 'postgresql:') {
         problems.push('DATABASE_URL must be a postgres:// or postgresql:// URL');
+      } else {
+        connectionSettings(databaseUrl); // sslmode and channel_binding it cannot honour
       }
-    } catch {
-      problems.push('DATABASE_URL is not a valid URL');
+    } catch (error) {
+      problems.push(error instanceof ConnectionUrlError ? `DATABASE_URL: ${error.message}` : 'DATABASE_URL is not a valid URL');
     }
   }
 

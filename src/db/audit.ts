@@ -5,6 +5,7 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import pg from 'pg';
+import { clientOptions } from './connection-settings.js';
 import { projectRoot } from './migrate.js';
 
 export const auditSqlPath = path.join(projectRoot, 'db', 'audit.sql');
@@ -91,7 +92,8 @@ export async function runAuditOn(client: pg.ClientBase): Promise<AuditResult> {
 }
 
 export async function runAudit(url: string): Promise<AuditResult> {
-  const client = new pg.Client({ connectionString: url });
+  const { Client, ...options } = clientOptions(url); // sslmode, channel_binding as in the URL
+  const client = new Client(options);
   await client.connect();
   try {
     const result = await runAuditOn(client);

@@ -3,10 +3,10 @@
 // with the process.
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
-import pg from 'pg';
 import { readOrCreateSecretFile } from '../secret-file.js';
 import { startEmbeddedCluster } from './embedded-cluster.js';
 import { migrate } from './migrate.js';
+import { connectClient } from './connection-settings.js';
 
 export const EMBEDDED_DATABASE_NAME = 'task_api';
 
@@ -41,8 +41,7 @@ export function redactUrl(url: string): string {
 
 /** Gives authenticator a password so it can log in under password authentication. */
 export async function setAuthenticatorPassword(ownerUrl: string, password: string): Promise<void> {
-  const client = new pg.Client({ connectionString: ownerUrl });
-  await client.connect();
+  const client = await connectClient(ownerUrl);
   try {
     // ALTER ROLE takes no bound parameters; escapeLiteral is the driver's quoting.
     await client.query(`alter role authenticator with password ${client.escapeLiteral(password)}`);

@@ -7,7 +7,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import pg from 'pg';
+import { connectClient } from './connection-settings.js';
 
 const execFileAsync = promisify(execFile);
 export const projectRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -15,15 +15,32 @@ const migrationsDir = path.join(projectRoot, 'migrations');
 const policiesDir = path.join(projectRoot, 'policies');
 const dbmateBin = path.join(projectRoot, 'node_modules', '.bin', 'dbmate');
 
-/** dbmate wants sslmode spelled out; a URL without it means a local server. */
-function forDbmate(url: string): string {
+/**
+ * The URL for dbmate, whose Go driver (lib/pq) reads sslmode as libpq does
+ * but knows disable, require, verify-ca and verify-full only, defaults to
+ * require, sends unknown parameters to the server as settings, and cannot do
+ * channel binding. So: no sslmode means disable (as for every other
+ * connection here), sslrootcert=system means its default CA store, and
+ * channel_binding=require — which migrate() has already checked with a
+ * connection of its own — becomes sslmode=verify-full for dbmate's
+ * connection: the server is then authenticated by its certificate instead.
+ */
+export function forDbmate(url: string): string {
   const parsed = new URL(url);
-  if (!parsed.searchParams.has('sslmode')) parsed.searchParams.set('sslmode', 'disable');
-  // dbmate's driver sends unknown URL parameters to the server as settings;
-  // Neon's connection strings carry channel_binding=require.
-  parsed.searchParams.delete('channel_binding');
+  const params = parsed.searchParams;
+  if (!params.has('sslmode')) params.set('sslmode', 'disable');
+  if (params.get('channel_binding') === 'require') params.set('sslmode', 'verify-full');
+  if (params.get('sslrootcert') === 'system') params.delete('sslrootcert');
+  params.delete('channel_binding');
   return parsed.toString();
 }
+
+/** Neon's pooled host: its endpoint id ends in -pooler. */
+export function isPooledHost(url: string): boolean {
+  return /-pooler(\.|$)/.test(new URL(url).hostname);
+}
+
+export class MigrationTargetError extends Error {}
 
 export async function dbmate(ownerUrl: string, ...command: string[]): Promise<string> {
   const { stdout } = await execFileAsync(
@@ -38,8 +55,7 @@ export async function dbmate(ownerUrl: string, ...command: string[]): Promise<st
 
 export async function applyPolicies(ownerUrl: string): Promise<string[]> {
   const files = (await readdir(policiesDir)).filter((name) => name.endsWith('.sql')).sort();
-  const client = new pg.Client({ connectionString: ownerUrl });
-  await client.connect();
+  const client = await connectClient(ownerUrl);
   try {
     await client.query('begin');
     for (const file of files) {
@@ -56,6 +72,22 @@ export async function applyPolicies(ownerUrl: string): Promise<string[]> {
 }
 
 export async function migrate(ownerUrl: string): Promise<void> {
+  if (isPooledHost(ownerUrl)) {
+    throw new MigrationTargetError(
+      `${new URL(ownerUrl).hostname} is a pooled (-pooler) host: migrations, role changes and the password run as the ` +
+        'owner over the direct host, since a transaction-mode pooler does not keep one session. Remove "-pooler" from the host name.',
+    );
+  }
+  // The URL's sslmode and channel_binding, checked by a connection that
+  // honours both, before dbmate's (which cannot bind the channel) connects.
+  // A database that does not exist yet (dbmate creates it) is reported after
+  // authentication, so the check has then done its job.
+  await connectClient(ownerUrl).then(
+    (check) => check.end(),
+    (error: { code?: string }) => {
+      if (error.code !== '3D000') throw error;
+    },
+  );
   await dbmate(ownerUrl, 'up');
   await applyPolicies(ownerUrl);
 }

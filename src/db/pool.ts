@@ -1,12 +1,15 @@
 // The gateway's connection pool (role authenticator).
 import pg from 'pg';
 import type { PoolSettings } from '../config.js';
+import { connectionSettings } from './connection-settings.js';
 import { RawRowClient } from './raw-row-client.js';
 
 export function createPool(connectionString: string, settings: PoolSettings): pg.Pool {
+  // sslmode and channel_binding as libpq reads them (connection-settings.ts).
+  const { config, Client } = connectionSettings(connectionString, RawRowClient);
   const pool = new pg.Pool({
-    Client: RawRowClient,
-    connectionString,
+    ...config,
+    Client,
     max: settings.max,
     connectionTimeoutMillis: settings.connectTimeoutMs,
     idleTimeoutMillis: 30_000,

@@ -4,9 +4,10 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { execFileSync } from 'node:child_process';
 import { chmod, chown, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { connect } from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
 import path from 'node:path';
-import pg from 'pg';
+import { connectClient } from '../../src/db/connection-settings.js';
 import { freePort } from '../../src/db/embedded-cluster.js';
 
 export const PGBOUNCER_BIN = process.env.PGBOUNCER_BIN ?? '/usr/sbin/pgbouncer';
@@ -19,10 +20,25 @@ function osUser(name: string) {
 export interface PgBouncer {
   /** The authenticator URL through PgBouncer. */
   url: string;
+  /** PgBouncer's log file. */
+  logFile: string;
   stop(): Promise<void>;
 }
 
-export async function startPgBouncer(targetUrl: string): Promise<PgBouncer> {
+export interface PgBouncerOptions {
+  /**
+   * TLS on both sides, as Neon's pooler: clients must use TLS (certificate and
+   * key given), and PgBouncer verifies the server's certificate against `ca`.
+   * The returned URL then asks for verify-full against that CA.
+   */
+  tls?: { cert: string; key: string; ca: string; serverHost: string };
+  /** Server connections per (user, database); 10 unless given. */
+  poolSize?: number;
+  /** false: only wait for the port (the user may not exist yet). */
+  waitForLogin?: boolean;
+}
+
+export async function startPgBouncer(targetUrl: string, options: PgBouncerOptions = {}): Promise<PgBouncer> {
   const target = new URL(targetUrl);
   const user = decodeURIComponent(target.username);
   const password = decodeURIComponent(target.password);
@@ -39,7 +55,7 @@ export async function startPgBouncer(targetUrl: string): Promise<PgBouncer> {
     path.join(dir, 'pgbouncer.ini'),
     [
       '[databases]',
-      `${database} = host=${target.hostname} port=${target.port || 5432} dbname=${database}`,
+      `${database} = host=${options.tls?.serverHost ?? target.hostname} port=${target.port || 5432} dbname=${database}`,
       '[pgbouncer]',
       'listen_addr = 127.0.0.1',
       `listen_port = ${port}`,
@@ -47,10 +63,19 @@ export async function startPgBouncer(targetUrl: string): Promise<PgBouncer> {
       'auth_type = scram-sha-256',
       `auth_file = ${path.join(dir, 'userlist.txt')}`,
       'pool_mode = transaction',
-      'default_pool_size = 10',
+      `default_pool_size = ${options.poolSize ?? 10}`,
       'max_client_conn = 500',
       // Let clients send the start-up parameters node-postgres uses.
       'ignore_startup_parameters = extra_float_digits,options,statement_timeout',
+      ...(options.tls
+        ? [
+            'client_tls_sslmode = require',
+            `client_tls_cert_file = ${options.tls.cert}`,
+            `client_tls_key_file = ${options.tls.key}`,
+            'server_tls_sslmode = verify-full',
+            `server_tls_ca_file = ${options.tls.ca}`,
+          ]
+        : []),
       `logfile = ${path.join(dir, 'pgbouncer.log')}`,
       `pidfile = ${path.join(dir, 'pgbouncer.pid')}`,
       '',
@@ -64,18 +89,28 @@ export async function startPgBouncer(targetUrl: string): Promise<PgBouncer> {
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
 
   const url = new URL(targetUrl);
-  url.hostname = '127.0.0.1';
+  url.hostname = options.tls ? 'localhost' : '127.0.0.1';
   url.port = String(port);
+  url.search = '';
+  if (options.tls) {
+    url.searchParams.set('sslmode', 'verify-full');
+    url.searchParams.set('sslrootcert', options.tls.ca);
+  }
   const deadline = Date.now() + 10_000;
   for (;;) {
-    const client = new pg.Client({ connectionString: url.toString() });
     try {
-      await client.connect();
+      if (options.waitForLogin === false) {
+        await new Promise<void>((resolve, reject) => {
+          const socket = connect(port, '127.0.0.1', () => (socket.end(), resolve()));
+          socket.once('error', reject);
+        });
+        break;
+      }
+      const client = await connectClient(url.toString());
       await client.query('select 1');
       await client.end();
       break;
     } catch (error) {
-      await client.end().catch(() => {});
       if (Date.now() > deadline || child.exitCode !== null) {
         child.kill('SIGKILL');
         throw new Error(`PgBouncer did not start: ${(error as Error).message}`);
@@ -86,6 +121,7 @@ export async function startPgBouncer(targetUrl: string): Promise<PgBouncer> {
 
   return {
     url: url.toString(),
+    logFile: path.join(dir, 'pgbouncer.log'),
     async stop() {
       child.kill('SIGTERM');
       await exited;
