@@ -136,7 +136,9 @@ export function loadConfig(env: Env = process.env): Config {
     pool: {
       max: integer(env, 'DB_POOL_MAX', 10, 1, 1000, problems),
       connectTimeoutMs: integer(env, 'DB_CONNECT_TIMEOUT_MS', 10_000, 100, 120_000, problems),
-      connectRetryMs: integer(env, 'DB_CONNECT_RETRY_MS', 5_000, 0, 120_000, problems),
+      // A wake behind a running PgBouncer: its server_login_retry (15 s) after
+      // a failed server login, plus the wake (docs/deploy-neon.md).
+      connectRetryMs: integer(env, 'DB_CONNECT_RETRY_MS', 20_000, 0, 120_000, problems),
       statementTimeoutMs: integer(env, 'DB_STATEMENT_TIMEOUT_MS', 5_000, 100, 600_000, problems),
     },
     logLevel: text(env, 'LOG_LEVEL') ?? 'info',

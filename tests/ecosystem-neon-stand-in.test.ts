@@ -158,3 +158,41 @@ describe('docs/deploy-neon.md, step by step, on the stand-in', () => {
     }
   });
 });
+
+describe('a compute restart behind the running pooler (what a wake looks like to the gateway)', () => {
+  it('with the default connection budget, requests arriving while the server is down and during PgBouncer\'s login hold-off wait and succeed', async () => {
+    const { pool: poolSettings } = loadConfig({ DATABASE_URL: neon.pooledAppUrl, JWT_SECRET: TEST_JWT_SECRET });
+    const testApp = await createTestApp({ appUrl: neon.pooledAppUrl, poolSettings });
+    try {
+      const user = bearer(await tokenFor('waking'));
+      const request = (i: number) =>
+        testApp.app.inject({ method: 'POST', url: '/api/tasks', headers: user, payload: { title: `during the wake ${i}` } });
+      expect((await request(-1)).statusCode).toBe(201);
+
+      const started = Date.now();
+      const restart = neon.cluster.restart();
+      // Requests at intervals through the outage: more at once than the pool holds, so
+      // some need new connections (refused by PgBouncer during its hold-off) and some
+      // wait on open ones (queued by PgBouncer).
+      const timings: { at: number; status: number; tookMs: number }[] = [];
+      const inFlight: Promise<void>[] = [];
+      for (const at of [0, 300, 1_000, 2_500, 5_000]) {
+        await new Promise((resolve) => setTimeout(resolve, at - (Date.now() - started)));
+        for (let k = 0; k < 3; k++) {
+          const i = timings.length + inFlight.length;
+          const sent = Date.now();
+          inFlight.push(request(i).then((response) => void timings.push({ at, status: response.statusCode, tookMs: Date.now() - sent })));
+        }
+      }
+      await restart;
+      await Promise.all(inFlight);
+      console.table(timings.sort((a, b) => a.at - b.at));
+      expect(timings.map((t) => t.status)).toEqual(timings.map(() => 201));
+
+      const list = await testApp.app.inject({ method: 'GET', url: '/api/tasks', headers: user });
+      expect(list.json()).toHaveLength(timings.length + 1);
+    } finally {
+      await testApp.close();
+    }
+  }, 60_000);
+});

@@ -15,8 +15,10 @@ export function createPool(connectionString: string, settings: PoolSettings): pg
     idleTimeoutMillis: 30_000,
     // The server-side statement_timeout is set per transaction (start-up
     // parameters do not survive transaction-mode poolers); this client-side
-    // limit catches a server that stops answering altogether.
-    query_timeout: settings.statementTimeoutMs + 2_000,
+    // limit catches a server that stops answering altogether. A pooler holds
+    // a batch until it has a server connection, which during a wake takes as
+    // long as a connection set-up: that budget is part of the limit.
+    query_timeout: settings.statementTimeoutMs + settings.connectRetryMs + 2_000,
     application_name: 'task-api',
     keepAlive: true,
   });

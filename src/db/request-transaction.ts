@@ -9,6 +9,7 @@
 // (see transaction-pipeline.ts).
 import type pg from 'pg';
 import { NamedStatements } from './named-statements.js';
+import { poolerHadNoServer } from './pooler-errors.js';
 import type { PipelinedStatement, RowCollector } from './transaction-pipeline.js';
 
 export type AccessMode = 'read' | 'write';
@@ -95,10 +96,12 @@ export function createRequestRunner(options: RequestRunnerOptions): RequestRunne
     mode: AccessMode,
     statement: Statement,
     collector: RowCollector<Result>,
+    // One connection budget per request, however many times the pooler says "no server yet".
+    deadline = Date.now() + options.connectRetryMs,
   ): Promise<Result> {
     let client: pg.PoolClient;
     try {
-      client = await connectWithRetry(options.pool, options.connectRetryMs);
+      client = await connectWithRetry(options.pool, Math.max(0, deadline - Date.now()));
     } catch (error) {
       throw new DatabaseUnavailableError('could not connect to the database', { cause: error });
     }
@@ -114,6 +117,11 @@ export function createRequestRunner(options: RequestRunnerOptions): RequestRunne
       client.release();
       return result;
     } catch (error) {
+      if (poolerHadNoServer(error) && Date.now() < deadline) {
+        client.release(error as Error); // PgBouncer closes it
+        await sleep(250);
+        return runAsUser(identity, mode, statement, collector, deadline);
+      }
       if (isServerError(error)) {
         client.release();
         throw error; // the statement's own error: 42501, PT404, ...

@@ -9,6 +9,7 @@ import pg from 'pg';
 import type { TestProject } from 'vitest/node';
 import { startEmbeddedCluster, type EmbeddedCluster } from '../../src/db/embedded-cluster.js';
 import { prepareDatabase, withDatabase } from '../../src/db/database.js';
+import { provideNeonStandIn } from './neon-stand-in.js';
 import { startPgBouncer } from './pgbouncer.js';
 
 declare module 'vitest' {
@@ -22,6 +23,12 @@ declare module 'vitest' {
 }
 
 export default async function setup(project: TestProject) {
+  // TEST_NEON_STAND_IN=1: a Neon-like branch (TLS, SCRAM, neondb_owner, PgBouncer) instead.
+  if (process.env.TEST_NEON_STAND_IN === '1') {
+    const neon = await provideNeonStandIn(17);
+    for (const key of ['ownerUrl', 'appUrl', 'directAppUrl', 'serverUrl'] as const) project.provide(key, neon[key]);
+    return neon.stop;
+  }
   let cluster: EmbeddedCluster | undefined;
   let tempDir: string | undefined;
   let serverUrl = process.env.TEST_DATABASE_URL;

@@ -6,6 +6,7 @@ import type pg from 'pg';
 import { expect, inject } from 'vitest';
 import { buildApp } from '../../src/app.js';
 import { createTokenVerifier, type TokenVerifierOptions } from '../../src/auth/token-verifier.js';
+import type { PoolSettings } from '../../src/config.js';
 import { createPool } from '../../src/db/pool.js';
 import { createRequestRunner } from '../../src/db/request-transaction.js';
 import { mintHs256Token } from '../../src/dev-secret.js';
@@ -27,16 +28,14 @@ interface TestAppOptions {
   maxTasksPerUser?: number;
   /** Named prepared statements; default from TEST_PREPARED_STATEMENTS (on unless "false"). */
   preparedStatements?: boolean;
+  /** The pool's settings (connection budget included); the tests' short ones unless given. */
+  poolSettings?: PoolSettings;
 }
 
 /** One gateway instance: its own pool, verifier and caches, like one process. */
 async function createInstance(options: TestAppOptions, logs: Record<string, unknown>[]) {
-  const pool = createPool(options.appUrl ?? inject('appUrl'), {
-    max: 8,
-    connectTimeoutMs: 5_000,
-    connectRetryMs: 1_000,
-    statementTimeoutMs: 5_000,
-  });
+  const poolSettings = options.poolSettings ?? { max: 8, connectTimeoutMs: 5_000, connectRetryMs: 1_000, statementTimeoutMs: 5_000 };
+  const pool = createPool(options.appUrl ?? inject('appUrl'), poolSettings);
   const logStream = new Writable({
     write(chunk, _encoding, done) {
       for (const line of String(chunk).split('\n').filter(Boolean)) logs.push(JSON.parse(line));
@@ -47,8 +46,8 @@ async function createInstance(options: TestAppOptions, logs: Record<string, unkn
   const runAsUser = createRequestRunner({
     pool,
     preparedStatements: options.preparedStatements ?? process.env.TEST_PREPARED_STATEMENTS !== 'false',
-    statementTimeoutMs: 5_000,
-    connectRetryMs: 1_000,
+    statementTimeoutMs: poolSettings.statementTimeoutMs,
+    connectRetryMs: poolSettings.connectRetryMs,
     maxTasksPerUser: options.maxTasksPerUser ?? 10_000,
   });
   const app = await buildApp({

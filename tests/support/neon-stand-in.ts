@@ -122,3 +122,24 @@ export async function npmRun(script: string, env: Record<string, string>): Promi
     throw Object.assign(new Error(`npm run ${script} exited ${code}:\n${stdout}\n${stderr}`), { code });
   }
 }
+
+/**
+ * TEST_NEON_STAND_IN=1: the whole run's database is the stand-in's neondb,
+ * migrated as neondb_owner, and the gateway's tests connect through PgBouncer
+ * (TLS, transaction mode). ownerUrl is the stand-in's superuser (some tests
+ * need one to arrange data); serverUrl its postgres database.
+ */
+export async function provideNeonStandIn(major: number) {
+  const { migrate } = await import('../../src/db/migrate.js');
+  const { setAuthenticatorPassword } = await import('../../src/db/database.js');
+  const neon = await startNeonStandIn(major);
+  await migrate(neon.ownerUrl);
+  await setAuthenticatorPassword(neon.ownerUrl, neon.authenticatorPassword);
+  return {
+    ownerUrl: neon.superuserUrl,
+    appUrl: neon.pooledAppUrl,
+    directAppUrl: neon.directAppUrl,
+    serverUrl: withDatabase(neon.superuserUrl, 'postgres'),
+    stop: () => neon.stop(),
+  };
+}
