@@ -71,7 +71,7 @@ select r.rolname                                   as role,
                    join pg_roles g on g.oid = m.roleid
                   where m.member = r.oid), '')     as member_of
   from pg_roles r
- where r.rolname in ('authenticator', 'authenticated', 'anon', 'task_probe', 'idempotency_janitor')
+ where r.rolname in ('authenticator', 'authenticated', 'anon', 'anonymous', 'task_probe', 'idempotency_janitor')
  order by r.rolname;
 \set QUIET on
 
@@ -83,7 +83,7 @@ begin
   for r in
     select rolname, rolcanlogin, rolinherit, rolsuper, rolbypassrls, rolcreaterole, rolcreatedb
       from pg_roles
-     where rolname in ('authenticator', 'authenticated', 'anon', 'task_probe', 'idempotency_janitor')
+     where rolname in ('authenticator', 'authenticated', 'anon', 'anonymous', 'task_probe', 'idempotency_janitor')
   loop
     if r.rolsuper or r.rolbypassrls or r.rolcreaterole or r.rolcreatedb then
       problems := problems || format('%s is SUPERUSER, BYPASSRLS, CREATEROLE or CREATEDB', r.rolname);

@@ -157,4 +157,15 @@ describe('the roles migration where API roles already exist, made by another rol
     await migrate(ownerUrl);
     await expectGatewayWorks('its-own-password');
   });
+
+  it("the Data API's anonymous made by another role: adopted when safe, refused when it can log in", async () => {
+    await reset();
+    await other(`create role anonymous nologin`);
+    await migrate(ownerUrl);
+    expect((await roles()).find((r) => r.rolname === 'anonymous')).toMatchObject({ rolcanlogin: false, rolinherit: true });
+
+    await reset();
+    await other(`create role anonymous login password 'x'`);
+    await expect(migrate(ownerUrl)).rejects.toThrow(/role anonymous already exists and can log in/);
+  });
 });
