@@ -13,10 +13,10 @@
 -- Run it as the role that ran the migrations: on PostgreSQL 16 and later only
 -- a role with ADMIN OPTION on authenticator (its creator) may set its password.
 --
--- The password travels to the server as text in an ALTER ROLE statement
--- (PostgreSQL stores only its SCRAM verifier). To keep it out of the server's
--- statement log altogether, set it interactively instead:
---   psql "$DATABASE_OWNER_URL" -c '\password authenticator'
+-- The password travels to the server as plain text in an ALTER ROLE
+-- statement, over TLS (PostgreSQL stores only its SCRAM verifier). Not psql's
+-- \password: it sends an already hashed password, which Neon does not support
+-- for roles made with SQL.
 
 \set ON_ERROR_STOP on
 \set QUIET on
@@ -129,4 +129,4 @@ select format('  DATABASE_URL=postgresql://authenticator:<password>@%s/%s?sslmod
 \echo
 \echo 'Next: start the gateway (docs/deploy-neon.md) with'
 \echo :setup_gateway_url
-\echo '  DB_PREPARED_STATEMENTS=false, and JWT_SECRET or JWKS_URL'
+\echo '  and JWT_SECRET or JWKS_URL'

@@ -112,6 +112,9 @@ describe('docs/deploy-neon.md, step by step, on the stand-in', () => {
     );
     const output = `${stdout}\n${stderr}`;
     expect(output).toMatch(/role neondb_owner \(not a superuser\)/);
+    // What docs/deploy-neon.md shows, line for line.
+    expect(output).toContain('psql:scripts/neon-setup.sql:114: NOTICE:  roles checked: authenticator logs in, reaches anon and authenticated only');
+    expect(output).toMatch(/Next: start the gateway \(docs\/deploy-neon.md\) with\n {2}DATABASE_URL=postgresql:\/\/authenticator:<password>@localhost\/neondb\?sslmode=verify-full\n {2}and JWT_SECRET or JWKS_URL/);
     expect(output).toMatch(/roles checked/);
     expect(output).toMatch(/RLS audit passed/);
   });
