@@ -21,8 +21,9 @@ export interface PrivateCluster {
   dir: string;
   port: number;
   stop(): Promise<void>;
-  /** Stops and starts the server again on the same port (a compute restarting). */
-  restart(): Promise<void>;
+  /** Stops the server (fast: -m immediate), keeping its data; startServer brings it back on the same port. */
+  stopServer(): Promise<void>;
+  startServer(): Promise<void>;
 }
 
 export interface PrivateClusterOptions {
@@ -110,8 +111,10 @@ export async function startPrivateCluster(binDir: string, options: PrivateCluste
       await stop().catch(() => {});
       await rm(dir, { recursive: true, force: true });
     },
-    async restart() {
+    async stopServer() {
       await stop();
+    },
+    async startServer() {
       await start();
     },
   };
