@@ -1,6 +1,7 @@
 // npm run token -- <user-id> [--expires 24h]: prints a development token
 // signed with JWT_SECRET, or with the secret the embedded default generated.
-import { loadConfig } from '../src/config.js';
+import { ConfigError, loadConfig } from '../src/config.js';
+import { DataDirError } from '../src/data-dir.js';
 import { mintHs256Token, readOrCreateDevSecret } from '../src/dev-secret.js';
 
 const args = process.argv.slice(2);
@@ -11,8 +12,15 @@ if (!sub) {
   process.exit(2);
 }
 
-const config = loadConfig({ ...process.env, DATABASE_URL: undefined });
-const secret = config.jwtSecret ?? (await readOrCreateDevSecret(config.dataDir));
+let config, secret;
+try {
+  config = loadConfig({ ...process.env, DATABASE_URL: undefined });
+  secret = config.jwtSecret ?? (await readOrCreateDevSecret(config.dataDir));
+} catch (error) {
+  if (!(error instanceof ConfigError || error instanceof DataDirError)) throw error;
+  console.error(`token: ${error.message}`);
+  process.exit(2);
+}
 console.log(
   await mintHs256Token({
     secret,

@@ -111,6 +111,12 @@ export function loadConfig(env: Env = process.env): Config {
     );
   }
 
+  if (!databaseUrl && !jwtSecret && !jwksUrl && text(env, 'NODE_ENV') === 'production') {
+    problems.push(
+      'NODE_ENV=production but neither JWT_SECRET nor JWKS_URL is set: the embedded default\'s development secret is never used in production',
+    );
+  }
+
   const corsOrigins = list(env, 'CORS_ORIGINS');
   for (const origin of corsOrigins) {
     try {

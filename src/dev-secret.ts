@@ -3,13 +3,16 @@
 // once and kept in DATA_DIR, and `npm run token` signs with it.
 import path from 'node:path';
 import { SignJWT } from 'jose';
+import { prepareDataDir } from './data-dir.js';
 import { readOrCreateSecretFile } from './secret-file.js';
 
 export function devSecretPath(dataDir: string): string {
   return path.resolve(dataDir, 'dev-jwt-secret');
 }
 
-export function readOrCreateDevSecret(dataDir: string): Promise<string> {
+/** DATA_DIR is checked (or created) first: a secret in a directory someone else prepared is refused. */
+export async function readOrCreateDevSecret(dataDir: string): Promise<string> {
+  await prepareDataDir(dataDir);
   return readOrCreateSecretFile(devSecretPath(dataDir));
 }
 

@@ -1,5 +1,6 @@
 // npm start: configuration from the environment, then serve until SIGTERM/SIGINT.
 import { ConfigError, loadConfig } from './config.js';
+import { DataDirError } from './data-dir.js';
 import { startServer } from './server.js';
 
 function banner(lines: string[]) {
@@ -17,7 +18,17 @@ try {
   throw error;
 }
 
-const server = await startServer(config);
+let server;
+try {
+  server = await startServer(config);
+} catch (error) {
+  // DATA_DIR refusals are one sentence that names the fix, not a stack trace.
+  if (error instanceof DataDirError) {
+    process.stderr.write(`task-api: ${error.message}\n`);
+    process.exit(1);
+  }
+  throw error;
+}
 const keys = [
   config.jwtSecret ? 'HS256 (JWT_SECRET)' : undefined,
   config.jwksUrl ? `JWKS ${config.jwksUrl}` : undefined,

@@ -22,17 +22,19 @@ export interface RunningServer {
 }
 
 export async function startServer(config: Config): Promise<RunningServer> {
-  const database: Database = config.databaseUrl
-    ? { appUrl: config.databaseUrl, description: redactUrl(config.databaseUrl), stop: async () => {} }
-    : await openEmbeddedDatabase(config.dataDir);
-
   let jwtSecret = config.jwtSecret;
   let devSecretFile: string | undefined;
   if (!jwtSecret && !config.jwksUrl) {
-    // Only reachable on the embedded default: config refuses DATABASE_URL without keys.
+    // Only reachable on the embedded default outside production: config
+    // refuses DATABASE_URL or NODE_ENV=production without keys. Read before
+    // the database starts, so a planted secret is refused before anything runs.
     jwtSecret = await readOrCreateDevSecret(config.dataDir);
     devSecretFile = devSecretPath(config.dataDir);
   }
+
+  const database: Database = config.databaseUrl
+    ? { appUrl: config.databaseUrl, description: redactUrl(config.databaseUrl), stop: async () => {} }
+    : await openEmbeddedDatabase(config.dataDir);
 
   const verify = createTokenVerifier({
     secret: jwtSecret,

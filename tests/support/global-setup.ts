@@ -33,11 +33,19 @@ export default async function setup(project: TestProject) {
   let tempDir: string | undefined;
   let serverUrl = process.env.TEST_DATABASE_URL;
   if (!serverUrl) {
+    // A 0700 directory of our own: as root, PostgreSQL (OS user postgres)
+    // gets the cluster directory as a file descriptor, so nothing above it
+    // needs opening up.
     tempDir = await mkdtemp(path.join(tmpdir(), 'task-api-test-'));
-    cluster = await startEmbeddedCluster({
-      clusterDir: path.join(tempDir, 'pg'),
-      logFile: path.join(tempDir, 'postgres.log'),
-    });
+    try {
+      cluster = await startEmbeddedCluster({
+        clusterDir: path.join(tempDir, 'pg'),
+        logFile: path.join(tempDir, 'postgres.log'),
+      });
+    } catch (error) {
+      await rm(tempDir, { recursive: true, force: true });
+      throw error;
+    }
     serverUrl = cluster.superuserUrl;
   }
 
