@@ -24,6 +24,8 @@ COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
 
 FROM ${NODE_IMAGE} AS runtime
+# NODE_ENV=production: the server refuses to start without JWT_SECRET or
+# JWKS_URL, so the image can never serve on a generated development secret.
 ENV NODE_ENV=production \
     HOST=0.0.0.0 \
     PORT=8000
