@@ -1,6 +1,7 @@
 // Where the API's data lives: the PostgreSQL at DATABASE_URL, or, when none is
 // given, an embedded cluster in DATA_DIR that is started, migrated and stopped
 // with the process.
+import { readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { prepareDataDir } from '../data-dir.js';
 import { readOrCreateSecretFile } from '../secret-file.js';
@@ -68,6 +69,13 @@ function step(message: string) {
   process.stderr.write(`task-api: ${message}\n`);
 }
 
+/** Temporary files of secrets (see secret-file.ts) a killed process left behind. */
+async function removeUnfinishedSecrets(root: string) {
+  for (const name of await readdir(root)) {
+    if (/^\.(superuser-password|authenticator-password)\.[0-9a-f]{12}$/.test(name)) await rm(path.join(root, name), { force: true });
+  }
+}
+
 /**
  * Starts (initialising on first use) and migrates the embedded cluster in
  * DATA_DIR, owning DATA_DIR until stop(). A second process on the same
@@ -77,6 +85,7 @@ function step(message: string) {
 export async function openEmbeddedDatabase(dataDir: string): Promise<Database> {
   const root = await prepareDataDir(dataDir);
   const lock = lockDataDir(root);
+  await removeUnfinishedSecrets(root);
   const abort = new AbortController();
   let exitCode: number | undefined;
   const onSignal = (signal: keyof typeof STARTUP_SIGNALS) => {
