@@ -131,27 +131,31 @@ async function cloneInPrivateDirectory(): Promise<string> {
   return clone;
 }
 
-/** Polls a directory during a start; returns the files seen and any moment one was open to others. */
-function watchPermissions(dataDir: string) {
+/**
+ * Polls DATA_DIR and the gateway's own TMPDIR every 2 ms during a start;
+ * returns the names seen and every moment a file was open to group or others.
+ */
+function watchPermissions(dataDir: string, processTmp: string) {
   const seen = new Set<string>();
-  // Files of this kind left by other software before the start are not this start's.
-  const before = new Set(readdirSync(tmpdir()));
   const exposed: string[] = [];
+  const check = (file: string) => {
+    try {
+      const stats = lstatSync(file);
+      seen.add(path.basename(file));
+      if (stats.mode & 0o077) exposed.push(`${file} ${(stats.mode & 0o777).toString(8)}`);
+    } catch {}
+  };
+  const list = (dir: string) => {
+    try {
+      return readdirSync(dir);
+    } catch {
+      return [];
+    }
+  };
   const poll = () => {
-    const check = (file: string) => {
-      try {
-        const stats = lstatSync(file);
-        seen.add(path.basename(file));
-        if (stats.mode & 0o077) exposed.push(`${path.basename(file)} ${(stats.mode & 0o777).toString(8)}`);
-      } catch {}
-    };
-    try {
-      check(dataDir);
-      for (const name of readdirSync(dataDir)) if (name !== 'pg') check(path.join(dataDir, name));
-    } catch {}
-    try {
-      for (const name of readdirSync(tmpdir())) if (name.startsWith('task-api-pw-') && !before.has(name)) exposed.push(`${tmpdir()}/${name}`);
-    } catch {}
+    check(dataDir);
+    for (const name of list(dataDir)) if (name !== 'pg') check(path.join(dataDir, name));
+    for (const name of list(processTmp)) check(path.join(processTmp, name));
   };
   const timer = setInterval(poll, 2);
   return { seen, exposed, stop: () => clearInterval(timer) };
@@ -173,8 +177,9 @@ describe('a clone in a directory only its owner may enter', () => {
     }
 
     const dataDir = path.join(clone, '.data'); // the default DATA_DIR
-    const watcher = watchPermissions(dataDir);
-    const first = startGateway(clone, env);
+    const processTmp = await tempDir('task-api-tmpdir-');
+    const watcher = watchPermissions(dataDir, processTmp);
+    const first = startGateway(clone, { ...env, TMPDIR: processTmp });
     const url = await serving(first);
     watcher.stop();
     expect(watcher.exposed).toEqual([]);
@@ -316,7 +321,9 @@ describe('an interrupted first start', () => {
     await first.exited;
     for (const [step, signal] of [[/applying migrations/, 'SIGKILL'], [/starting PostgreSQL/, 'SIGINT']] as const) {
       const gateway = startGateway(projectRoot, env);
-      await gateway.waitFor(step);
+      await gateway.waitFor(step).catch((error) => {
+        throw new Error(`${error.message}\npostgres.log:\n${readFileSync(path.join(dataDir, 'postgres.log'), 'utf8').slice(-2500)}`);
+      });
       gateway.signal(signal);
       await gateway.exited;
     }
