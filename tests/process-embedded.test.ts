@@ -138,9 +138,10 @@ async function cloneInPrivateDirectory(): Promise<string> {
 function watchPermissions(dataDir: string, processTmp: string) {
   const seen = new Set<string>();
   const exposed: string[] = [];
-  const check = (file: string) => {
+  const check = (file: string, filesOnly = false) => {
     try {
       const stats = lstatSync(file);
+      if (filesOnly && stats.isDirectory()) return; // e.g. tsx's compile cache
       seen.add(path.basename(file));
       if (stats.mode & 0o077) exposed.push(`${file} ${(stats.mode & 0o777).toString(8)}`);
     } catch {}
@@ -155,7 +156,7 @@ function watchPermissions(dataDir: string, processTmp: string) {
   const poll = () => {
     check(dataDir);
     for (const name of list(dataDir)) if (name !== 'pg') check(path.join(dataDir, name));
-    for (const name of list(processTmp)) check(path.join(processTmp, name));
+    for (const name of list(processTmp)) check(path.join(processTmp, name), true);
   };
   const timer = setInterval(poll, 2);
   return { seen, exposed, stop: () => clearInterval(timer) };
