@@ -4,9 +4,10 @@
 // and linked into place, which fails if it exists: of two simultaneous
 // starts exactly one gets it. A file whose process is gone is taken over.
 import { randomBytes } from 'node:crypto';
-import { closeSync, constants, existsSync, linkSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, constants, linkSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import { DataDirError, openPrivateFile } from '../data-dir.js';
+import { isRunning, startTimeOf } from '../process-state.js';
 
 const LOCK_FILE = 'gateway.pid';
 
@@ -19,25 +20,10 @@ export class DataDirInUseError extends DataDirError {
 
 interface Owner { pid: number; startTime: string }
 
-/** Field 22 of /proc/<pid>/stat; '' where there is no /proc. */
-function startTimeOf(pid: number): string | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
-  } catch (error) {
-    if (!existsSync('/proc/self/stat')) return '';
-    return undefined; // no such process
-  }
-}
-
 function isAlive(owner: Owner): boolean {
-  try {
-    process.kill(owner.pid, 0);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'EPERM') return false;
-  }
+  if (!isRunning(owner.pid)) return false;
   const startTime = startTimeOf(owner.pid);
-  return startTime !== undefined && (startTime === '' || owner.startTime === '' || startTime === owner.startTime);
+  return startTime === '' || owner.startTime === '' || startTime === owner.startTime;
 }
 
 function readOwner(file: string): { owner: Owner; text: string } | undefined {

@@ -24,6 +24,7 @@ import { createServer } from 'node:net';
 import path from 'node:path';
 import pg from 'pg';
 import { DataDirError, openLogFile } from '../data-dir.js';
+import { isRunning } from '../process-state.js';
 import { readSecretFile, writeSecretFile } from '../secret-file.js';
 import { loadBinaries, osUserForPostgres, type Binaries, type OsAccount } from './postgres-binaries.js';
 
@@ -152,36 +153,40 @@ async function initialiseIfNeeded(
   }
 }
 
+/** Every pid whose working directory is `dir` (PostgreSQL's processes work in their cluster). */
+async function processesWorkingIn(dir: string): Promise<number[]> {
+  const pids = (await readdir('/proc')).filter((name) => /^\d+$/.test(name));
+  const cwds = await Promise.all(pids.map((pid) => readlink(`/proc/${pid}/cwd`).catch(() => undefined)));
+  return pids.filter((_, i) => cwds[i] === dir).map(Number);
+}
+
 /**
- * A postmaster left running by a gateway that was killed holds the cluster.
- * The caller owns DATA_DIR (its lock), so that gateway is dead: stop the
- * postmaster, after making sure the pid is really a postmaster on this
- * cluster (its working directory is the cluster) and not a recycled pid.
+ * What a gateway that was killed left in the cluster: the caller owns
+ * DATA_DIR (its lock), so that gateway is dead and whatever still runs
+ * there is an orphan. A postmaster is stopped (SIGINT, fast shutdown);
+ * backends of a postmaster killed outright live on for a moment holding its
+ * shared memory, and are waited for. A postmaster.pid naming no running
+ * postmaster of this cluster (a zombie nobody reaps, a recycled pid) is
+ * removed, as PostgreSQL itself would do if it could tell.
  */
-async function stopOrphanedPostmaster(clusterDir: string) {
+async function clearOrphans(clusterDir: string) {
   const pidFile = path.join(clusterDir, 'postmaster.pid');
   if (!existsSync(pidFile)) return;
   const pid = Number((await readFile(pidFile, 'utf8')).split('\n')[0]);
-  if (!Number.isInteger(pid) || pid <= 0) return;
-  try {
-    process.kill(pid, 0);
-  } catch {
-    return; // not running: PostgreSQL removes a stale pid file itself
+  if (!existsSync('/proc/self/cwd')) {
+    // No /proc: stop the recorded pid if it runs; PostgreSQL handles a stale file.
+    if (Number.isInteger(pid) && pid > 0 && isRunning(pid)) process.kill(pid, 'SIGINT');
+    return;
   }
-  if (existsSync('/proc/self/cwd')) {
-    const cwd = await readlink(`/proc/${pid}/cwd`).catch(() => undefined);
-    if (!cwd || cwd !== (await realpath(clusterDir))) return;
-  }
-  process.kill(pid, 'SIGINT');
-  for (let waited = 0; waited < 30_000; waited += 100) {
-    try {
-      process.kill(pid, 0);
-    } catch {
-      return;
-    }
+  const real = await realpath(clusterDir);
+  for (let waited = 0; ; waited += 100) {
+    const orphans = (await processesWorkingIn(real)).filter(isRunning);
+    if (!orphans.length) break;
+    if (waited === 0 && orphans.includes(pid)) process.kill(pid, 'SIGINT');
+    if (waited > 30_000) throw new Error(`processes of an earlier PostgreSQL (${orphans.join(', ')}) still work in ${clusterDir}`);
     await new Promise((r) => setTimeout(r, 100));
   }
-  throw new Error(`PostgreSQL (pid ${pid}) still holds ${clusterDir}`);
+  await rm(pidFile, { force: true });
 }
 
 async function waitUntilAccepting(url: string, child: ChildProcess, timeoutMs: number, signal?: AbortSignal) {
@@ -215,7 +220,7 @@ export async function startEmbeddedCluster(options: EmbeddedClusterOptions): Pro
   let child: ChildProcess;
   try {
     password = await initialiseIfNeeded(binaries, clusterDir, account, options);
-    await stopOrphanedPostmaster(clusterDir);
+    await clearOrphans(clusterDir);
     port = options.port ?? (await freePort());
     options.onStep?.('start');
     child = spawnOn(
