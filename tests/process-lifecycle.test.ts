@@ -56,6 +56,8 @@ describe('SIGKILL during a write stream (embedded database)', () => {
         }
       };
       const writers = [0, 1, 2, 3].map(writer);
+      // Kill mid-stream: once writes are being acknowledged (a loaded machine may take a while).
+      while (acknowledged.size === 0 && attempted < 2000) await new Promise((r) => setTimeout(r, 20));
       await new Promise((r) => setTimeout(r, 700));
       await first.kill('SIGKILL');
       await Promise.all(writers);
