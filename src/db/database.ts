@@ -3,7 +3,7 @@
 // with the process.
 import { readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
-import { prepareDataDir } from '../data-dir.js';
+import { DataDirError, prepareDataDir } from '../data-dir.js';
 import { readOrCreateSecretFile } from '../secret-file.js';
 import { DataDirInUseError, lockDataDir } from './data-dir-lock.js';
 import { runningClusterUrl, startEmbeddedCluster, type EmbeddedCluster } from './embedded-cluster.js';
@@ -142,7 +142,10 @@ export async function openEmbeddedDatabaseShared(dataDir: string): Promise<Datab
     return await openEmbeddedDatabase(dataDir);
   } catch (error) {
     if (!(error instanceof DataDirInUseError)) throw error;
-    const ownerUrl = withDatabase(await runningClusterUrl(path.join(error.dataDir, 'pg')), EMBEDDED_DATABASE_NAME);
+    const clusterUrl = await runningClusterUrl(path.join(error.dataDir, 'pg')).catch(() => {
+      throw new DataDirError(`${error.message} and its database is not up yet: try again in a moment`);
+    });
+    const ownerUrl = withDatabase(clusterUrl, EMBEDDED_DATABASE_NAME);
     return {
       appUrl: ownerUrl,
       ownerUrl,
