@@ -14,6 +14,7 @@ import { ProblemError, sendProblem } from './http/problem.js';
 import { registerMetrics } from './http/metrics.js';
 import { healthRoutes } from './http/routes/health.js';
 import { taskRoutes } from './http/routes/tasks.js';
+import { ListCursors } from './http/task-list-query.js';
 import { sharedSchemas } from './http/schemas.js';
 
 export interface AppOptions {
@@ -26,6 +27,12 @@ export interface AppOptions {
   logStream?: NodeJS.WritableStream;
   /** Serve Prometheus metrics at GET /metrics; off: no hook, no route. */
   metrics?: boolean;
+  /**
+   * The secret list cursors are sealed with (CURSOR_SECRET, else JWT_SECRET):
+   * the same on every replica, so a cursor works on all of them. Without one,
+   * cursors work only on the process that issued them.
+   */
+  cursorSecret?: string;
 }
 
 export const BODY_LIMIT_BYTES = 64 * 1024;
@@ -82,15 +89,19 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   // Before every route, so its onResponse hook sees all of them.
   if (options.metrics) registerMetrics(app, { pool: options.pool });
 
-  // Only application/json bodies are accepted (Fastify also parses text/plain by default).
-  app.removeContentTypeParser('text/plain');
-  // An empty application/json body is "no body" on the toggle route, which
-  // many fetch wrappers send; elsewhere it is malformed JSON (400).
+  // Only application/json bodies are accepted (Fastify also parses text/plain
+  // by default). An empty body is no body, whatever its Content-Type says:
+  // fetch and axios wrappers label every request application/json, DELETE
+  // and the toggle included. Routes that need a body say so (422).
   const parseJson = app.getDefaultJsonParser('error', 'error');
-  app.removeContentTypeParser('application/json');
+  app.removeContentTypeParser(['application/json', 'text/plain']);
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
-    if (body === '' && request.routeOptions.url?.endsWith('/complete')) return done(null, undefined);
+    if (body === '') return done(null, undefined);
     parseJson(request, body as string, done);
+  });
+  app.addContentTypeParser('*', { parseAs: 'buffer' }, (_request, body, done) => {
+    if ((body as Buffer).length === 0) return done(null, undefined);
+    done(new ProblemError('unsupportedMediaType', 'Send the body as application/json.'));
   });
 
   for (const schema of sharedSchemas) app.addSchema(schema);
@@ -109,12 +120,19 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     sendProblem(reply, new ProblemError('notFound', `No route ${request.method} ${request.url.split('?')[0]}.`)),
   );
 
-  await app.register(cors, {
+  const corsOptions = {
     origin: options.corsOrigins.length ? options.corsOrigins : false,
     methods: ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'],
-    allowedHeaders: ['Authorization', 'Content-Type', 'If-Match', 'Idempotency-Key', 'X-Request-Id'],
-    exposedHeaders: ['ETag', 'Location', 'Idempotent-Replayed', 'Retry-After', 'X-Request-Id', 'WWW-Authenticate'],
+    allowedHeaders: ['Authorization', 'Content-Type', 'If-Match', 'If-None-Match', 'Idempotency-Key', 'X-Request-Id'],
+    exposedHeaders: ['ETag', 'Location', 'Link', 'Allow', 'Idempotent-Replayed', 'Retry-After', 'X-Request-Id', 'WWW-Authenticate'],
     maxAge: 600,
+  };
+  // Only a real preflight (Origin and Access-Control-Request-Method) is
+  // answered by the CORS plugin; any other OPTIONS reaches the routes and is
+  // a 405 problem like every other method a path does not serve.
+  await app.register(cors, () => (request: { method: string; headers: Record<string, unknown> }, callback: (error: Error | null, corsOptions: object) => void) => {
+    const preflight = request.method !== 'OPTIONS' || (request.headers.origin !== undefined && request.headers['access-control-request-method'] !== undefined);
+    callback(null, preflight ? corsOptions : { ...corsOptions, preflight: false });
   });
 
   await app.register(swagger, {
@@ -147,8 +165,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 
   await app.register(healthRoutes, { pool: options.pool });
-  // Without CORS nothing else answers OPTIONS, so the task paths refuse it (405).
-  const taskOptions = { runAsUser: options.runAsUser, verify: options.verify, refuseOptions: options.corsOrigins.length === 0 };
+  const taskOptions = { runAsUser: options.runAsUser, verify: options.verify, cursors: new ListCursors(options.cursorSecret) };
   await app.register(taskRoutes, { ...taskOptions, prefix: '/api' });
   await app.register(taskRoutes, { ...taskOptions, prefix: '/api/:user_id' });
 

@@ -21,6 +21,8 @@ export interface Config {
   databaseUrl?: string;
   dataDir: string;
   jwtSecret?: string;
+  /** Seals list page cursors; defaults to JWT_SECRET. */
+  cursorSecret?: string;
   jwksUrl?: string;
   jwtIssuer?: string;
   jwtAudience?: string[];
@@ -95,6 +97,11 @@ export function loadConfig(env: Env = process.env): Config {
     problems.push('JWT_SECRET must be at least 32 bytes (HS256 needs a key as long as its hash)');
   }
 
+  const cursorSecret = text(env, 'CURSOR_SECRET');
+  if (cursorSecret !== undefined && Buffer.byteLength(cursorSecret) < 32) {
+    problems.push('CURSOR_SECRET must be at least 32 bytes');
+  }
+
   const jwksUrl = text(env, 'JWKS_URL');
   if (jwksUrl !== undefined) {
     try {
@@ -133,6 +140,7 @@ export function loadConfig(env: Env = process.env): Config {
     databaseUrl,
     dataDir: text(env, 'DATA_DIR') ?? './.data',
     jwtSecret,
+    cursorSecret,
     jwksUrl,
     jwtIssuer: text(env, 'JWT_ISSUER'),
     jwtAudience: audience.length ? audience : undefined,

@@ -51,7 +51,11 @@ export async function startServer(config: Config): Promise<RunningServer> {
     connectRetryMs: config.pool.connectRetryMs,
     maxTasksPerUser: config.maxTasksPerUser,
   });
-  const app = await buildApp({ pool, runAsUser, verify, corsOrigins: config.corsOrigins, logLevel: config.logLevel, metrics: config.metrics });
+  const cursorSecret = config.cursorSecret ?? jwtSecret;
+  const app = await buildApp({ pool, runAsUser, verify, corsOrigins: config.corsOrigins, logLevel: config.logLevel, metrics: config.metrics, cursorSecret });
+  if (cursorSecret === undefined) {
+    app.log.warn('neither CURSOR_SECRET nor JWT_SECRET is set: list page cursors work only on this process; set CURSOR_SECRET when running replicas');
+  }
 
   try {
     await app.listen({ port: config.port, host: config.host });

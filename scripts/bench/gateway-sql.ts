@@ -24,7 +24,7 @@ const NO_IF_MATCH: IfMatch = null;
 function operation(op: Operation): { mode: 'read' | 'write'; text: string; values: string[] } {
   switch (op) {
     case 'list':
-      return { mode: 'read', text: taskQueries.list().text, values: [] };
+      return { mode: 'read', text: taskQueries.list({ status: 'all', sort: 'created' }, []).text, values: [`'{}'::bigint[]`] };
     case 'get':
       return { mode: 'read', text: taskQueries.get('').text, values: [TASK_ID] };
     case 'create':

@@ -2,6 +2,7 @@
 // the api schema; row-level security and the functions decide the outcome.
 import type { Statement } from './request-transaction.js';
 import { TASK_COLUMNS, type RawTaskRow } from './task-json.js';
+import type { ListQuery } from '../http/task-list-query.js';
 
 export type IfMatch = string[] | null;
 
@@ -16,12 +17,13 @@ export interface TaskInput {
 export type IdempotentCreateRow = [...RawTaskRow, replayed: 't' | 'f'];
 
 export const taskQueries = {
-  list(): Statement {
-    return {
-      name: 'task_api_list',
-      text: `select ${TASK_COLUMNS} from api.tasks order by created_at desc, id desc`,
-      values: [],
-    };
+  /**
+   * GET /tasks: one row with the caller's list version, then the tasks (see
+   * listStatement), unless the version is one of knownVersions (If-None-Match):
+   * then the version row alone, and the tasks are never read.
+   */
+  list(query: ListQuery, knownVersions: string[]): Statement {
+    return listStatement(query, knownVersions);
   },
   get(id: string): Statement {
     return { name: 'task_api_get', text: `select ${TASK_COLUMNS} from api.get_task($1)`, values: [id] };
@@ -72,3 +74,61 @@ export const taskQueries = {
     return { name: 'task_api_delete', text: `select ${TASK_COLUMNS} from api.delete_task($1, $2)`, values: [id, ifMatch] };
   },
 };
+
+const COLUMN_LIST = TASK_COLUMNS.split(', ');
+/** The version row: the task columns null, the list version in the last one. */
+const VERSION_ROW = `select ${COLUMN_LIST.slice(0, -1).map(() => 'null').join(', ')}, version from list_version`;
+
+/**
+ * The list statement for one shape of query. Each shape (status filter or
+ * not, order, first page or later, page size or not) is its own prepared
+ * statement, so every plan is a range scan of one index in the order asked
+ * for (tasks_user_id_*_idx), with no OR-ed "is null" conditions that a
+ * generic plan could not use as index bounds. A page asks for one task more
+ * than its size, to learn whether a next page exists. Pages are keyset pages:
+ * a later page starts at the position its cursor holds, inclusive.
+ *
+ * The version row comes first: api.task_list_version() is not parallel safe,
+ * so the statement never runs in parallel, and a UNION ALL then returns its
+ * branches in order.
+ */
+function listStatement(query: ListQuery, knownVersions: string[]): Statement {
+  const values: unknown[] = [knownVersions];
+  const param = (value: unknown) => {
+    values.push(value);
+    return `$${values.length}`;
+  };
+  const filters = ['(select version from list_version) <> all ($1::bigint[])'];
+  if (query.status !== 'all') filters.push(`completed = ${param(query.status === 'completed')}::boolean`);
+  const limit = query.limit === undefined ? '' : ` limit ${param(query.limit + 1)}::int`;
+  const where = (extra: string[] = []) => [...filters, ...extra].join(' and ');
+
+  let tasks: string;
+  if (query.sort === 'created') {
+    const after = query.after ? [`(created_at, id) <= (${param(query.after.createdAt)}::timestamptz, ${param(query.after.id)}::uuid)`] : [];
+    tasks = `select ${TASK_COLUMNS} from api.tasks where ${where(after)} order by created_at desc, id desc${limit}`;
+  } else if (!query.after) {
+    tasks = `select ${TASK_COLUMNS} from api.tasks where ${where()} order by lower(title), created_at desc, id desc${limit}`;
+  } else {
+    // Title, then newest first: the rest of the cursor's title (ties, from
+    // the cursor's position on), then the titles after it; two range scans.
+    const title = param(query.after.title);
+    const createdAt = param(query.after.createdAt);
+    const id = param(query.after.id);
+    tasks =
+      `select ${TASK_COLUMNS} from (` +
+      `(select ${TASK_COLUMNS} from api.tasks where ${where([`lower(title) = lower(${title}::text)`, `(created_at, id) <= (${createdAt}::timestamptz, ${id}::uuid)`])} ` +
+      `order by created_at desc, id desc${limit}) ` +
+      'union all ' +
+      `(select ${TASK_COLUMNS} from api.tasks where ${where([`lower(title) > lower(${title}::text)`])} ` +
+      `order by lower(title), created_at desc, id desc${limit})` +
+      `) page${limit}`;
+  }
+
+  const shape = [query.status === 'all' ? 'all' : 'status', query.sort, query.after ? 'after' : 'first', query.limit === undefined ? 'whole' : 'page'];
+  return {
+    name: `task_api_list_${shape.join('_')}`,
+    text: `with list_version as materialized (select api.task_list_version() as version) ${VERSION_ROW} union all (${tasks})`,
+    values,
+  };
+}

@@ -3,7 +3,7 @@
 import type { FastifyError } from 'fastify';
 import { InvalidTokenError, KeySourceUnavailableError } from '../auth/token-verifier.js';
 import { DatabaseUnavailableError } from '../db/request-transaction.js';
-import { ProblemError, RETRY_AFTER_SECONDS, type FieldError } from './problem.js';
+import { invalidRequest, ProblemError, RETRY_AFTER_SECONDS, type FieldError } from './problem.js';
 import { DESCRIPTION_MAX, TITLE_MAX } from './schemas.js';
 
 interface DatabaseError {
@@ -53,24 +53,16 @@ export function fromDatabaseError(error: DatabaseError): ProblemError | undefine
       });
     case '23514': {
       const field = CONSTRAINT_FIELDS[error.constraint ?? ''];
-      return new ProblemError('validation', 'The task is not valid.', {
-        errors: [field ?? { field: 'body', reason: 'violates a constraint' }],
-      });
+      return invalidRequest([field ?? { field: 'body', reason: 'violates a constraint' }]);
     }
     case '23502':
-      return new ProblemError('validation', 'The task is not valid.', {
-        errors: [{ field: error.column ?? 'body', reason: 'must not be null' }],
-      });
+      return invalidRequest([{ field: error.column ?? 'body', reason: 'must not be null' }]);
     case '22021': // a NUL byte in text
     case '22P05': // \u0000 in jsonb
-      return new ProblemError('validation', 'The request is not valid.', {
-        errors: [{ field: 'body', reason: 'contains characters that cannot be stored' }],
-      });
+      return invalidRequest([{ field: 'body', reason: 'contains characters that cannot be stored' }]);
     case '22023':
     case '22P02':
-      return new ProblemError('validation', 'The request is not valid.', {
-        errors: [{ field: 'body', reason: error.message }],
-      });
+      return invalidRequest([{ field: 'body', reason: error.message }]);
   }
   if (error instanceof DatabaseUnavailableError || isRetryableSqlstate(error.code)) return unavailable();
   return undefined;
@@ -99,7 +91,8 @@ function reasonOf(error: AjvError): string {
     case 'type': {
       const types = [error.params.type].flat().map(String);
       if (types.includes('object')) return 'must be a JSON object';
-      return `must be ${types.map((t) => (t === 'null' ? 'null' : `a ${t}`)).join(' or ')}`;
+      if (types.length === 1 && types[0] === 'boolean') return 'must be true or false';
+      return `must be ${types.map((t) => (t === 'null' ? 'null' : `${/^[aeiou]/.test(t) ? 'an' : 'a'} ${t}`)).join(' or ')}`;
     }
     case 'minLength':
       return 'must not be empty';
@@ -109,17 +102,16 @@ function reasonOf(error: AjvError): string {
       return 'must not contain NUL characters or unpaired UTF-16 surrogates';
     case 'minProperties':
       return 'must contain at least one of title, description, completed';
+    case 'enum':
+      return `must be one of ${[error.params.allowedValues].flat().map(String).join(', ')}`;
+    case 'minimum':
+      return `must be at least ${error.params.limit}`;
+    case 'maximum':
+      return `must be at most ${error.params.limit}`;
     default:
       return error.message ?? 'is not valid';
   }
 }
-
-const VALIDATION_DETAIL: Record<string, string> = {
-  body: 'The request body is not valid.',
-  headers: 'A request header is not valid.',
-  params: 'The request path is not valid.',
-  querystring: 'The query string is not valid.',
-};
 
 /** Header names as clients write them in the `field` of an error. */
 const HEADER_FIELDS: Record<string, string> = { 'idempotency-key': 'Idempotency-Key', 'if-match': 'If-Match' };
@@ -134,7 +126,7 @@ export function fromValidation(errors: AjvError[], context = 'body'): ProblemErr
     if (!seen.has(key)) fieldErrors.push(fieldError);
     seen.add(key);
   }
-  return new ProblemError('validation', VALIDATION_DETAIL[context] ?? VALIDATION_DETAIL.body, { errors: fieldErrors });
+  return invalidRequest(fieldErrors);
 }
 
 /** Everything the error handler can meet, as a problem; undefined means a 500. */

@@ -51,6 +51,11 @@ export class ProblemError extends Error {
   }
 }
 
+/** A 422 whose detail names every failing field and its reason, so a client can show it as it is. */
+export function invalidRequest(errors: FieldError[]): ProblemError {
+  return new ProblemError('validation', errors.map((error) => `${error.field}: ${error.reason}`).join('; '), { errors });
+}
+
 export function sendProblem(reply: FastifyReply, error: ProblemError): FastifyReply {
   const problem = error.toProblem();
   for (const [name, value] of Object.entries(error.extra.headers ?? {})) reply.header(name, value);

@@ -61,37 +61,46 @@ export const problemSchema = {
   },
 } as const;
 
+// Read-only fields a client may send back (GET, edit, PUT back): accepted and
+// ignored when they agree with the path and the caller; a disagreeing id or
+// user_id is 422 (checked by the routes, src/http/read-only-fields.ts).
+const sentBackId = { type: 'string', description: "Read-only: accepted when equal to the path's id, and ignored." } as const;
+const sentBackUserId = { type: 'string', description: "Read-only: accepted when equal to the caller (the token's sub), and ignored." } as const;
+const sentBackTimestamp = { type: 'string', description: 'Read-only: accepted and ignored.' } as const;
+const sentBackFields = { id: sentBackId, user_id: sentBackUserId, created_at: sentBackTimestamp, updated_at: sentBackTimestamp };
+
 export const createTaskBody = {
   $id: 'CreateTask',
   type: 'object',
   additionalProperties: false,
   required: ['title'],
-  properties: { title, description, completed },
+  properties: { title, description, completed, user_id: sentBackUserId },
 } as const;
 
 export const replaceTaskBody = {
   $id: 'ReplaceTask',
   type: 'object',
+  description: '`title` is required; `description` and `completed` left out keep their stored values (a null description clears it).',
   additionalProperties: false,
-  required: ['title', 'description', 'completed'],
-  properties: { title, description, completed },
+  required: ['title'],
+  properties: { title, description, completed, ...sentBackFields },
 } as const;
 
 export const updateTaskBody = {
   $id: 'UpdateTask',
   type: 'object',
+  description: 'Any non-empty subset of title, description and completed.',
   additionalProperties: false,
-  minProperties: 1,
-  properties: { title, description, completed },
+  properties: { title, description, completed, ...sentBackFields },
 } as const;
 
 export const setCompletedBody = {
   $id: 'SetCompleted',
   type: ['object', 'null'],
-  description: 'Optional. Without a body the task flips; with one, `completed` is set (idempotent).',
+  description:
+    'Optional. Without a body, or with {}, the task flips; with `completed`, it is set (idempotent: setting the current value changes nothing).',
   additionalProperties: false,
-  required: ['completed'],
-  properties: { completed },
+  properties: { completed, ...sentBackFields },
 } as const;
 
 export const sharedSchemas = [taskSchema, problemSchema, createTaskBody, replaceTaskBody, updateTaskBody, setCompletedBody];

@@ -57,6 +57,8 @@ async function createInstance(options: TestAppOptions, logs: Record<string, unkn
     corsOrigins: options.corsOrigins ?? [],
     logLevel: 'info',
     logStream,
+    // Shared by every replica, as JWT_SECRET is in production.
+    cursorSecret: TEST_JWT_SECRET,
   });
   await app.ready();
   return { app, pool };

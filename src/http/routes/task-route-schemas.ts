@@ -1,5 +1,6 @@
 // Request and response schemas of each task route, as Fastify validates and
 // serializes them and as /openapi.json describes them.
+import { LIST_LIMIT_MAX, LIST_SORTS, LIST_STATUSES } from '../task-list-query.js';
 
 const STATUS_DESCRIPTIONS: Record<number, string> = {
   400: 'The body is not valid JSON.',
@@ -11,7 +12,7 @@ const STATUS_DESCRIPTIONS: Record<number, string> = {
   412: "If-Match does not match the task's current ETag; nothing changed.",
   413: 'The body is larger than 64 KiB.',
   415: 'The body is not application/json.',
-  422: 'The body failed validation; `errors` names each field.',
+  422: 'The body or the query failed validation; `detail` names every field and reason, `errors` lists them.',
   500: 'Unexpected error; details are in the server log only.',
   503: 'The database or the JWKS endpoint is unreachable. Carries Retry-After.',
 };
@@ -43,6 +44,46 @@ const ifMatchHeader = {
     'if-match': {
       type: 'string',
       description: 'ETag(s) from an earlier response, or *: the write happens only if the task still matches.',
+    },
+  },
+} as const;
+
+const ifNoneMatchHeader = {
+  type: 'object',
+  properties: {
+    'if-none-match': {
+      type: 'string',
+      description: 'The ETag of a copy the client holds: 304, with no body, while it is still current.',
+    },
+  },
+} as const;
+
+const notModified = (description: string) => ({
+  description,
+  headers: { ETag: { type: 'string', description: 'The current ETag.' } },
+  type: 'null',
+});
+
+/** GET /tasks query parameters; any others are ignored. */
+const listQuery = {
+  type: 'object',
+  properties: {
+    status: { type: 'string', enum: [...LIST_STATUSES], default: 'all', description: 'all (the default), pending or completed.' },
+    sort: {
+      type: 'string',
+      enum: [...LIST_SORTS],
+      default: 'created',
+      description: 'created: newest first (the default); title: case-insensitive A→Z, then newest first.',
+    },
+    limit: {
+      type: 'integer',
+      minimum: 1,
+      maximum: LIST_LIMIT_MAX,
+      description: `Page size (1–${LIST_LIMIT_MAX}). Without it the whole list is returned.`,
+    },
+    cursor: {
+      type: 'string',
+      description: 'Opaque: taken from the Link header of the previous page. Valid only for the same user, status and sort.',
     },
   },
 } as const;
@@ -80,12 +121,22 @@ export function taskRouteSchemasFor(withUserId: boolean) {
       tags,
       security,
       ...listParams,
+      querystring: listQuery,
       response: {
         200: {
-          description: "The caller's tasks ordered by created_at, then id, descending; [] when none.",
+          description:
+            "The caller's tasks: newest first (created_at, then id, descending), or with sort=title by title " +
+            '(case-insensitive A→Z), then newest first; [] when none. With `limit`, at most that many, and a ' +
+            '`Link: <…>; rel="next"` header when more exist.',
+          headers: {
+            ETag: { type: 'string', description: "The list's version for this user and query; send it as If-None-Match." },
+            Link: { type: 'string', description: 'With limit, when more tasks exist: <url of the next page>; rel="next".' },
+            'Cache-Control': { type: 'string', description: 'private, no-cache: the browser may store it and revalidates every time.' },
+          },
           content: { 'application/json': { schema: { type: 'array', items: { $ref: 'Task#' } } } },
         },
-        ...problemResponses(401, 403, 503),
+        304: notModified('The list has not changed since the ETag in If-None-Match.'),
+        ...problemResponses(401, 403, 422, 503),
       },
     },
     create: {
@@ -118,10 +169,15 @@ export function taskRouteSchemasFor(withUserId: boolean) {
       tags,
       security,
       params: idParam,
-      response: { ...taskResponse(200, 'The task.'), ...problemResponses(401, 403, 404, 503) },
+      headers: ifNoneMatchHeader,
+      response: {
+        ...taskResponse(200, 'The task.'),
+        304: notModified('The task has not changed since the ETag in If-None-Match.'),
+        ...problemResponses(401, 403, 404, 503),
+      },
     },
     replace: {
-      summary: 'Replace a task (every field required)',
+      summary: 'Update a task: title required; description and completed left out keep their values',
       tags,
       security,
       params: idParam,
@@ -147,7 +203,7 @@ export function taskRouteSchemasFor(withUserId: boolean) {
       response: { 204: { description: 'Deleted; no body.', type: 'null' }, ...problemResponses(401, 403, 404, 412, 503) },
     },
     complete: {
-      summary: 'Flip completed, or set it with {"completed": true|false}',
+      summary: 'Flip completed (no body, or {}), or set it with {"completed": true|false}',
       tags,
       security,
       params: idParam,

@@ -5,19 +5,21 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { TokenVerifier } from '../../auth/token-verifier.js';
 import type { AccessMode, RequestRunner, Statement } from '../../db/request-transaction.js';
 import { renderTask, VERSION, type RawTaskRow } from '../../db/task-json.js';
-import { TaskListJson } from '../../db/task-json-bytes.js';
+import { TaskListPageCollector } from '../../db/task-list-page.js';
 import { rowsOf } from '../../db/transaction-pipeline.js';
 import { taskQueries, type IdempotentCreateRow, type TaskInput } from '../../db/task-queries.js';
 import { registerAuthentication } from '../authentication.js';
 import { etagOf, parseIfMatch } from '../if-match.js';
-import { ProblemError } from '../problem.js';
+import { invalidRequest, ProblemError } from '../problem.js';
+import { acceptReadOnlyFields, requireBody } from '../request-body.js';
+import { knownListVersions, listEtag, nextPageUrl, type ListCursors, type ListQueryParams } from '../task-list-query.js';
 import { problemResponses, taskRouteSchemasFor } from './task-route-schemas.js';
 
 export interface TaskRoutesOptions {
   runAsUser: RequestRunner;
   verify: TokenVerifier;
-  /** Answer OPTIONS with 405 too; false when CORS preflights need OPTIONS. */
-  refuseOptions: boolean;
+  /** Opens and issues the list's page cursors. */
+  cursors: ListCursors;
 }
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -51,6 +53,25 @@ function sendTask(reply: FastifyReply, task: RawTaskRow, status = 200) {
   return reply.code(status).header('ETag', etagOf(task[VERSION])).type(JSON_TYPE).send(renderTask(task));
 }
 
+/**
+ * Reads may be stored by the browser, which must revalidate each time (the
+ * ETag makes that a 304) and keep one copy per token: never shared, never
+ * served to another account.
+ */
+function revalidateEachTime(reply: FastifyReply) {
+  reply.header('Cache-Control', 'private, no-cache').header('Vary', 'Authorization');
+}
+
+/** If-None-Match names this ETag (weak comparison, RFC 9110 13.1.2). */
+function noneMatchNames(request: FastifyRequest, etag: string): boolean {
+  const header = request.headers['if-none-match'];
+  if (header === undefined) return false;
+  return header.split(',').some((entry) => {
+    const tag = entry.trim();
+    return tag === '*' || tag.replace(/^W\//, '') === etag;
+  });
+}
+
 export async function taskRoutes(app: FastifyInstance, options: TaskRoutesOptions) {
   registerAuthentication(app, options.verify);
   const taskRouteSchemas = taskRouteSchemasFor(app.prefix.includes(':user_id'));
@@ -60,12 +81,27 @@ export async function taskRoutes(app: FastifyInstance, options: TaskRoutesOption
   const runOne = async (request: FastifyRequest, mode: AccessMode, statement: Statement) =>
     (await run(request, mode, statement))[0];
 
-  app.get('/tasks', { schema: taskRouteSchemas.list }, async (request, reply) => {
-    const list = await options.runAsUser(request.identity, 'read', taskQueries.list(), new TaskListJson());
-    return reply.type(JSON_TYPE).send(list);
+  app.get('/tasks', { schema: taskRouteSchemas.list, preValidation: limitAsNumber }, async (request, reply) => {
+    const sub = request.identity.sub;
+    const query = options.cursors.parse(request.query as ListQueryParams, sub);
+    const known = knownListVersions(request.headers['if-none-match'], sub, query);
+    const page = await options.runAsUser(
+      request.identity,
+      'read',
+      taskQueries.list(query, known),
+      new TaskListPageCollector(query.limit),
+    );
+    revalidateEachTime(reply);
+    reply.header('ETag', listEtag(page.version, sub, query));
+    if (known.includes(page.version)) return reply.code(304).send();
+    if (page.next) {
+      const cursor = options.cursors.issue(page.next, sub, query);
+      reply.header('Link', `<${nextPageUrl(request.url.split('?')[0], query, cursor)}>; rel="next"`);
+    }
+    return reply.type(JSON_TYPE).send(page.body);
   });
 
-  app.post('/tasks', { schema: taskRouteSchemas.create, preValidation: trimTitle }, async (request, reply) => {
+  app.post('/tasks', { schema: taskRouteSchemas.create, preValidation: [requireBody, trimTitle], preHandler: acceptReadOnlyFields }, async (request, reply) => {
     const body = request.body as TaskInput;
     const idempotencyKey = request.headers['idempotency-key'] as string | undefined;
     let task: RawTaskRow;
@@ -88,19 +124,32 @@ export async function taskRoutes(app: FastifyInstance, options: TaskRoutesOption
   });
 
   app.get('/tasks/:id', { schema: taskRouteSchemas.get }, async (request, reply) => {
-    return sendTask(reply, await runOne(request, 'read', taskQueries.get(taskId(request))));
+    const task = await runOne(request, 'read', taskQueries.get(taskId(request)));
+    revalidateEachTime(reply);
+    const etag = etagOf(task[VERSION]);
+    if (noneMatchNames(request, etag)) return reply.code(304).header('ETag', etag).send();
+    return sendTask(reply, task);
   });
 
-  app.put('/tasks/:id', { schema: taskRouteSchemas.replace, preValidation: trimTitle }, async (request, reply) => {
-    const body = request.body as Required<TaskInput>;
-    const statement = taskQueries.replace(taskId(request), body.title, body.description, body.completed, ifMatch(request));
-    return sendTask(reply, await runOne(request, 'write', statement));
-  });
+  // PUT: title required; description and completed left out keep their
+  // stored values. The same SQL as PATCH, with the title always present.
+  app.put(
+    '/tasks/:id',
+    { schema: taskRouteSchemas.replace, preValidation: [requireBody, trimTitle], preHandler: acceptReadOnlyFields },
+    async (request, reply) => {
+      const statement = taskQueries.update(taskId(request), request.body as TaskInput & Record<string, unknown>, ifMatch(request));
+      return sendTask(reply, await runOne(request, 'write', statement));
+    },
+  );
 
-  app.patch('/tasks/:id', { schema: taskRouteSchemas.update, preValidation: trimTitle }, async (request, reply) => {
-    const statement = taskQueries.update(taskId(request), request.body as TaskInput & Record<string, unknown>, ifMatch(request));
-    return sendTask(reply, await runOne(request, 'write', statement));
-  });
+  app.patch(
+    '/tasks/:id',
+    { schema: taskRouteSchemas.update, preValidation: [requireBody, trimTitle], preHandler: [acceptReadOnlyFields, requireChange] },
+    async (request, reply) => {
+      const statement = taskQueries.update(taskId(request), request.body as TaskInput & Record<string, unknown>, ifMatch(request));
+      return sendTask(reply, await runOne(request, 'write', statement));
+    },
+  );
 
   app.delete('/tasks/:id', { schema: taskRouteSchemas.delete }, async (request, reply) => {
     await runOne(request, 'write', taskQueries.delete(taskId(request), ifMatch(request)));
@@ -116,13 +165,16 @@ export async function taskRoutes(app: FastifyInstance, options: TaskRoutesOption
         if (request.body === undefined) request.body = null;
         done();
       },
+      preHandler: acceptReadOnlyFields,
     },
     async (request, reply) => {
-      const body = request.body as { completed: boolean } | null;
+      // No body, null or {}: flip. {"completed": b}: set.
+      const body = request.body as { completed?: boolean } | null;
       const id = taskId(request);
-      const statement = body
-        ? taskQueries.setCompleted(id, body.completed, ifMatch(request))
-        : taskQueries.toggle(id, ifMatch(request));
+      const statement =
+        body?.completed === undefined
+          ? taskQueries.toggle(id, ifMatch(request))
+          : taskQueries.setCompleted(id, body.completed, ifMatch(request));
       return sendTask(reply, await runOne(request, 'write', statement));
     },
   );
@@ -134,11 +186,27 @@ export async function taskRoutes(app: FastifyInstance, options: TaskRoutesOption
       '/tasks/:id': ['GET', 'PUT', 'PATCH', 'DELETE'],
       '/tasks/:id/complete': ['PATCH'],
     },
-    options.refuseOptions ? [...ALL_METHODS, 'OPTIONS'] : ALL_METHODS,
+    // OPTIONS too: a CORS preflight is answered before routing (app.ts).
+    [...ALL_METHODS, 'OPTIONS'],
   );
 }
 
 const ALL_METHODS = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'];
+
+/** Query strings are text; a page size of digits is validated as the integer it is. */
+function limitAsNumber(request: FastifyRequest, _reply: FastifyReply, done: () => void) {
+  const query = request.query as { limit?: unknown };
+  if (typeof query.limit === 'string' && /^\d{1,7}$/.test(query.limit)) query.limit = Number(query.limit);
+  done();
+}
+
+/** PATCH: after the read-only fields are dropped, something must be left to change. */
+function requireChange(request: FastifyRequest, _reply: FastifyReply, done: (error?: Error) => void) {
+  if (Object.keys(request.body as object).length === 0) {
+    return done(invalidRequest([{ field: 'body', reason: 'must contain at least one of title, description, completed' }]));
+  }
+  done();
+}
 
 /** 405 with Allow for every method a known path does not serve. */
 function registerMethodNotAllowed(app: FastifyInstance, served: Record<string, string[]>, candidates: string[]) {
