@@ -100,21 +100,45 @@ export interface paths {
         /** List the caller's tasks, newest first */
         get: {
             parameters: {
-                query?: never;
+                query?: {
+                    /** @description all (the default), pending or completed. */
+                    status?: "all" | "pending" | "completed";
+                    /** @description created: newest first (the default); title: case-insensitive A→Z, then newest first. */
+                    sort?: "created" | "title";
+                    /** @description Page size (1–1000). Without it the whole list is returned. */
+                    limit?: number;
+                    /** @description Opaque: taken from the Link header of the previous page. Valid only for the same user, status and sort. */
+                    cursor?: string;
+                };
                 header?: never;
                 path?: never;
                 cookie?: never;
             };
             requestBody?: never;
             responses: {
-                /** @description The caller's tasks ordered by created_at, then id, descending; [] when none. */
+                /** @description The caller's tasks: newest first (created_at, then id, descending), or with sort=title by title (case-insensitive A→Z), then newest first; [] when none. With `limit`, at most that many, and a `Link: <…>; rel="next"` header when more exist. */
                 200: {
                     headers: {
+                        /** @description The list's version for this user and query; send it as If-None-Match. */
+                        ETag?: string;
+                        /** @description With limit, when more tasks exist: <url of the next page>; rel="next". */
+                        Link?: string;
+                        /** @description private, no-cache: the browser may store it and revalidates every time. */
+                        "Cache-Control"?: string;
                         [name: string]: unknown;
                     };
                     content: {
                         "application/json": components["schemas"]["Task"][];
                     };
+                };
+                /** @description The list has not changed since the ETag in If-None-Match. */
+                304: {
+                    headers: {
+                        /** @description The current ETag. */
+                        ETag?: string;
+                        [name: string]: unknown;
+                    };
+                    content?: never;
                 };
                 /** @description No token, or the token failed verification. Carries WWW-Authenticate. */
                 401: {
@@ -127,6 +151,15 @@ export interface paths {
                 };
                 /** @description The task belongs to another user, or the path's {user_id} is not the caller. */
                 403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The body or the query failed validation; `detail` names every field and reason, `errors` lists them. */
+                422: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -232,7 +265,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description The body failed validation; `errors` names each field. */
+                /** @description The body or the query failed validation; `detail` names every field and reason, `errors` lists them. */
                 422: {
                     headers: {
                         [name: string]: unknown;
@@ -269,7 +302,10 @@ export interface paths {
         get: {
             parameters: {
                 query?: never;
-                header?: never;
+                header?: {
+                    /** @description The ETag of a copy the client holds: 304, with no body, while it is still current. */
+                    "if-none-match"?: string;
+                };
                 path: {
                     /** @description Task id (UUID). A malformed id is answered with 404. */
                     id: string;
@@ -288,6 +324,15 @@ export interface paths {
                     content: {
                         "application/json": components["schemas"]["Task"];
                     };
+                };
+                /** @description The task has not changed since the ETag in If-None-Match. */
+                304: {
+                    headers: {
+                        /** @description The current ETag. */
+                        ETag?: string;
+                        [name: string]: unknown;
+                    };
+                    content?: never;
                 };
                 /** @description No token, or the token failed verification. Carries WWW-Authenticate. */
                 401: {
@@ -327,7 +372,7 @@ export interface paths {
                 };
             };
         };
-        /** Replace a task (every field required) */
+        /** Update a task: title required; description and completed left out keep their values */
         put: {
             parameters: {
                 query?: never;
@@ -421,7 +466,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description The body failed validation; `errors` names each field. */
+                /** @description The body or the query failed validation; `detail` names every field and reason, `errors` lists them. */
                 422: {
                     headers: {
                         [name: string]: unknown;
@@ -608,7 +653,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description The body failed validation; `errors` names each field. */
+                /** @description The body or the query failed validation; `detail` names every field and reason, `errors` lists them. */
                 422: {
                     headers: {
                         [name: string]: unknown;
@@ -643,7 +688,7 @@ export interface paths {
         delete?: never;
         options?: never;
         head?: never;
-        /** Flip completed, or set it with {"completed": true|false} */
+        /** Flip completed (no body, or {}), or set it with {"completed": true|false} */
         patch: {
             parameters: {
                 query?: never;
@@ -737,7 +782,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description The body failed validation; `errors` names each field. */
+                /** @description The body or the query failed validation; `detail` names every field and reason, `errors` lists them. */
                 422: {
                     headers: {
                         [name: string]: unknown;
@@ -769,7 +814,16 @@ export interface paths {
         /** List the caller's tasks, newest first */
         get: {
             parameters: {
-                query?: never;
+                query?: {
+                    /** @description all (the default), pending or completed. */
+                    status?: "all" | "pending" | "completed";
+                    /** @description created: newest first (the default); title: case-insensitive A→Z, then newest first. */
+                    sort?: "created" | "title";
+                    /** @description Page size (1–1000). Without it the whole list is returned. */
+                    limit?: number;
+                    /** @description Opaque: taken from the Link header of the previous page. Valid only for the same user, status and sort. */
+                    cursor?: string;
+                };
                 header?: never;
                 path: {
                     /** @description Must equal the token's sub (route family /api/{user_id}/...). */
@@ -779,14 +833,29 @@ export interface paths {
             };
             requestBody?: never;
             responses: {
-                /** @description The caller's tasks ordered by created_at, then id, descending; [] when none. */
+                /** @description The caller's tasks: newest first (created_at, then id, descending), or with sort=title by title (case-insensitive A→Z), then newest first; [] when none. With `limit`, at most that many, and a `Link: <…>; rel="next"` header when more exist. */
                 200: {
                     headers: {
+                        /** @description The list's version for this user and query; send it as If-None-Match. */
+                        ETag?: string;
+                        /** @description With limit, when more tasks exist: <url of the next page>; rel="next". */
+                        Link?: string;
+                        /** @description private, no-cache: the browser may store it and revalidates every time. */
+                        "Cache-Control"?: string;
                         [name: string]: unknown;
                     };
                     content: {
                         "application/json": components["schemas"]["Task"][];
                     };
+                };
+                /** @description The list has not changed since the ETag in If-None-Match. */
+                304: {
+                    headers: {
+                        /** @description The current ETag. */
+                        ETag?: string;
+                        [name: string]: unknown;
+                    };
+                    content?: never;
                 };
                 /** @description No token, or the token failed verification. Carries WWW-Authenticate. */
                 401: {
@@ -799,6 +868,15 @@ export interface paths {
                 };
                 /** @description The task belongs to another user, or the path's {user_id} is not the caller. */
                 403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The body or the query failed validation; `detail` names every field and reason, `errors` lists them. */
+                422: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -907,7 +985,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description The body failed validation; `errors` names each field. */
+                /** @description The body or the query failed validation; `detail` names every field and reason, `errors` lists them. */
                 422: {
                     headers: {
                         [name: string]: unknown;
@@ -944,7 +1022,10 @@ export interface paths {
         get: {
             parameters: {
                 query?: never;
-                header?: never;
+                header?: {
+                    /** @description The ETag of a copy the client holds: 304, with no body, while it is still current. */
+                    "if-none-match"?: string;
+                };
                 path: {
                     /** @description Must equal the token's sub (route family /api/{user_id}/...). */
                     user_id: string;
@@ -965,6 +1046,15 @@ export interface paths {
                     content: {
                         "application/json": components["schemas"]["Task"];
                     };
+                };
+                /** @description The task has not changed since the ETag in If-None-Match. */
+                304: {
+                    headers: {
+                        /** @description The current ETag. */
+                        ETag?: string;
+                        [name: string]: unknown;
+                    };
+                    content?: never;
                 };
                 /** @description No token, or the token failed verification. Carries WWW-Authenticate. */
                 401: {
@@ -1004,7 +1094,7 @@ export interface paths {
                 };
             };
         };
-        /** Replace a task (every field required) */
+        /** Update a task: title required; description and completed left out keep their values */
         put: {
             parameters: {
                 query?: never;
@@ -1100,7 +1190,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description The body failed validation; `errors` names each field. */
+                /** @description The body or the query failed validation; `detail` names every field and reason, `errors` lists them. */
                 422: {
                     headers: {
                         [name: string]: unknown;
@@ -1291,7 +1381,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description The body failed validation; `errors` names each field. */
+                /** @description The body or the query failed validation; `detail` names every field and reason, `errors` lists them. */
                 422: {
                     headers: {
                         [name: string]: unknown;
@@ -1326,7 +1416,7 @@ export interface paths {
         delete?: never;
         options?: never;
         head?: never;
-        /** Flip completed, or set it with {"completed": true|false} */
+        /** Flip completed (no body, or {}), or set it with {"completed": true|false} */
         patch: {
             parameters: {
                 query?: never;
@@ -1422,7 +1512,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description The body failed validation; `errors` names each field. */
+                /** @description The body or the query failed validation; `detail` names every field and reason, `errors` lists them. */
                 422: {
                     headers: {
                         [name: string]: unknown;
@@ -1487,7 +1577,10 @@ export interface components {
             description?: string | null;
             /** @description JSON true or false only. */
             completed?: boolean;
+            /** @description Read-only: accepted when equal to the caller (the token's sub), and ignored. */
+            user_id?: string;
         };
+        /** @description `title` is required; `description` and `completed` left out keep their stored values (a null description clears it). */
         ReplaceTask: {
             /**
              * @description Leading and trailing white space is trimmed; 1–255 characters remain.
@@ -1495,10 +1588,19 @@ export interface components {
              */
             title: string;
             /** @description At most 10000 characters, or null. */
-            description: string | null;
+            description?: string | null;
             /** @description JSON true or false only. */
-            completed: boolean;
+            completed?: boolean;
+            /** @description Read-only: accepted when equal to the path's id, and ignored. */
+            id?: string;
+            /** @description Read-only: accepted when equal to the caller (the token's sub), and ignored. */
+            user_id?: string;
+            /** @description Read-only: accepted and ignored. */
+            created_at?: string;
+            /** @description Read-only: accepted and ignored. */
+            updated_at?: string;
         };
+        /** @description Any non-empty subset of title, description and completed. */
         UpdateTask: {
             /**
              * @description Leading and trailing white space is trimmed; 1–255 characters remain.
@@ -1509,11 +1611,27 @@ export interface components {
             description?: string | null;
             /** @description JSON true or false only. */
             completed?: boolean;
+            /** @description Read-only: accepted when equal to the path's id, and ignored. */
+            id?: string;
+            /** @description Read-only: accepted when equal to the caller (the token's sub), and ignored. */
+            user_id?: string;
+            /** @description Read-only: accepted and ignored. */
+            created_at?: string;
+            /** @description Read-only: accepted and ignored. */
+            updated_at?: string;
         };
-        /** @description Optional. Without a body the task flips; with one, `completed` is set (idempotent). */
+        /** @description Optional. Without a body, or with {}, the task flips; with `completed`, it is set (idempotent: setting the current value changes nothing). */
         SetCompleted: {
             /** @description JSON true or false only. */
-            completed: boolean;
+            completed?: boolean;
+            /** @description Read-only: accepted when equal to the path's id, and ignored. */
+            id?: string;
+            /** @description Read-only: accepted when equal to the caller (the token's sub), and ignored. */
+            user_id?: string;
+            /** @description Read-only: accepted and ignored. */
+            created_at?: string;
+            /** @description Read-only: accepted and ignored. */
+            updated_at?: string;
         } | null;
     };
     responses: never;

@@ -71,7 +71,7 @@ select r.rolname                                   as role,
                    join pg_roles g on g.oid = m.roleid
                   where m.member = r.oid), '')     as member_of
   from pg_roles r
- where r.rolname in ('authenticator', 'authenticated', 'anon', 'anonymous', 'task_probe', 'idempotency_janitor')
+ where r.rolname in ('authenticator', 'authenticated', 'anon', 'anonymous', 'task_probe', 'idempotency_janitor', 'task_list_versioner')
  order by r.rolname;
 \set QUIET on
 
@@ -83,7 +83,7 @@ begin
   for r in
     select rolname, rolcanlogin, rolinherit, rolsuper, rolbypassrls, rolcreaterole, rolcreatedb
       from pg_roles
-     where rolname in ('authenticator', 'authenticated', 'anon', 'anonymous', 'task_probe', 'idempotency_janitor')
+     where rolname in ('authenticator', 'authenticated', 'anon', 'anonymous', 'task_probe', 'idempotency_janitor', 'task_list_versioner')
   loop
     if r.rolsuper or r.rolbypassrls or r.rolcreaterole or r.rolcreatedb then
       problems := problems || format('%s is SUPERUSER, BYPASSRLS, CREATEROLE or CREATEDB', r.rolname);
@@ -102,8 +102,9 @@ begin
     problems := problems || 'authenticator must be a member of anon and authenticated'::text;
   end if;
   if pg_has_role('authenticator', 'task_probe', 'MEMBER') or pg_has_role('authenticator', 'idempotency_janitor', 'MEMBER')
+     or pg_has_role('authenticator', 'task_list_versioner', 'MEMBER')
      or pg_has_role('authenticator', current_user, 'MEMBER') then
-    problems := problems || 'authenticator must not reach task_probe, idempotency_janitor or the owner'::text;
+    problems := problems || 'authenticator must not reach task_probe, idempotency_janitor, task_list_versioner or the owner'::text;
   end if;
 
   if cardinality(problems) > 0 then

@@ -274,7 +274,7 @@ describe('api.replace_task, api.toggle_task and api.set_task_completed', () => {
 });
 
 describe('server-owned columns: version, timestamps, id and owner', () => {
-  it('every write adds exactly 1 to version, moves updated_at forward and keeps created_at', async () => {
+  it('every write that changes something adds exactly 1 to version, moves updated_at forward and keeps created_at; one that changes nothing keeps both', async () => {
     await rolledBack(async (db) => {
       const created = await createTaskAs(db, USER);
       const id = created.id;
@@ -282,8 +282,8 @@ describe('server-owned columns: version, timestamps, id and owner', () => {
         () => callTask(db, 'replace_task', { p_id: id, p_title: 'r', p_description: 'd', p_completed: false }),
         () => callTask(db, 'update_task', { p_id: id, p_changes: { description: null } }),
         () => callTask(db, 'toggle_task', { p_id: id }),
-        () => callTask(db, 'set_task_completed', { p_id: id, p_completed: true }),
-        () => callTask(db, 'set_task_completed', { p_id: id, p_completed: true }),
+        () => callTask(db, 'set_task_completed', { p_id: id, p_completed: false }),
+        () => callTask(db, 'set_task_completed', { p_id: id, p_completed: false }),
         async () => toTask((await db.query(`update api.tasks set title = 'direct' where id = $1 returning *`, [id])).rows[0]),
         async () => {
           await db.query('select pg_sleep(0.01)');
@@ -293,7 +293,9 @@ describe('server-owned columns: version, timestamps, id and owner', () => {
       const history = [created];
       for (const write of writes) history.push(await asUser(db, USER, write));
 
-      expect(history.map((t) => t.version)).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+      // The second set_task_completed(false) changes nothing.
+      expect(history.map((t) => t.version)).toEqual([1, 2, 3, 4, 5, 5, 6, 7]);
+      expect(history[5].updated_at).toEqual(history[4].updated_at);
       for (const [previous, next] of history.slice(1).map((t, i) => [history[i], t])) {
         expect(next.updated_at.getTime()).toBeGreaterThanOrEqual(previous.updated_at.getTime());
         expect(next.created_at).toEqual(created.created_at);
@@ -357,8 +359,14 @@ describe('server-owned columns: version, timestamps, id and owner', () => {
         [task.id],
       );
       const updated = toTask(rows[0]);
-      expect(updated).toMatchObject({ id: task.id, user_id: USER, created_at: task.created_at, version: task.version + 1 });
-      expect(updated.updated_at.getTime()).toBeGreaterThanOrEqual(task.updated_at.getTime());
+      // Nothing a user edits changed, so neither do version and updated_at.
+      expect(updated).toMatchObject({ id: task.id, user_id: USER, created_at: task.created_at, version: task.version, updated_at: task.updated_at });
+
+      const { rows: renamed } = await db.query(
+        `update api.tasks set title = 'renamed', version = 999, created_at = '2000-01-01' where id = $1 returning *`,
+        [task.id],
+      );
+      expect(toTask(renamed[0])).toMatchObject({ id: task.id, user_id: USER, created_at: task.created_at, version: task.version + 1 });
     });
   });
 

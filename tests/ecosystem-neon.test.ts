@@ -36,7 +36,7 @@ import { bearer, createTestApp, json, tokenFor } from './support/http.js';
 
 const execFileAsync = promisify(execFile);
 
-const API_ROLES = ['anon', 'anonymous', 'authenticated', 'authenticator', 'idempotency_janitor', 'task_probe'];
+const API_ROLES = ['anon', 'anonymous', 'authenticated', 'authenticator', 'idempotency_janitor', 'task_list_versioner', 'task_probe'];
 const SETUP_SQL = path.join(projectRoot, 'scripts', 'neon-setup.sql');
 
 const psqlAvailable = (() => {

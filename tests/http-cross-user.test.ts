@@ -248,7 +248,7 @@ describe('check order', () => {
     const s = await aliceAndBob();
     const before = await snapshot(s.alice, s.task.id);
     for (const [method, suffix, payload] of [
-      ['PUT', '', { title: 'x' }],
+      ['PUT', '', { description: 'x' }],
       ['PATCH', '', { user_id: s.bob.sub }],
       ['PATCH', '/complete', { completed: 'true' }],
     ] as const) {

@@ -116,8 +116,10 @@ describe('GET /openapi.json', () => {
       expect(body).toBeDefined();
       const schema = resolve(body.content?.['application/json']?.schema);
       expect(schema.additionalProperties).toBe(false);
+      // Plus the read-only fields a client may send back unchanged (accepted when they agree, ignored).
+      const sentBack = o.kind === 'create' ? ['user_id'] : ['created_at', 'id', 'updated_at', 'user_id'];
       const fields = o.kind === 'complete' ? ['completed'] : ['completed', 'description', 'title'];
-      expect(Object.keys(schema.properties).sort()).toEqual(fields);
+      expect(Object.keys(schema.properties).sort()).toEqual([...fields, ...sentBack].sort());
       const props = Object.fromEntries(Object.entries<Json>(schema.properties).map(([key, value]) => [key, resolve(value)]));
       expect(props.completed.type).toBe('boolean');
       if (o.kind !== 'complete') {
@@ -127,12 +129,12 @@ describe('GET /openapi.json', () => {
       }
       const required = [...(schema.required ?? [])].sort();
       if (o.kind === 'create') expect(required).toEqual(['title']);
-      if (o.kind === 'replace') expect(required).toEqual(['completed', 'description', 'title']);
+      if (o.kind === 'replace') expect(required).toEqual(['title']);
       if (o.kind === 'update') {
         expect(required).toEqual([]);
         expect(schema.minProperties).toBe(1);
       }
-      if (o.kind === 'complete') expect(required).toEqual(['completed']);
+      if (o.kind === 'complete') expect(required).toEqual([]);
     });
 
     if (o.kind === 'complete') {

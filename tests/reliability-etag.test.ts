@@ -113,8 +113,7 @@ describe('ETag on every single-task response', () => {
       ['PATCH', `${base}/${id}`, { description: null }],
       ['PATCH', `${base}/${id}/complete`, undefined],
       ['PATCH', `${base}/${id}/complete`, { completed: false }],
-      // A write that changes no value is still a write: a new ETag.
-      ['PATCH', `${base}/${id}`, { title: 'second' }],
+      ['PATCH', `${base}/${id}`, { title: 'third' }],
     ];
     for (const [method, url, payload] of writes) {
       const response = await call(alice, method, url, { payload });
@@ -129,6 +128,11 @@ describe('ETag on every single-task response', () => {
     }
     // The ETag is the write count: 1 on create, +1 per write.
     expect(etags).toEqual(['"1"', '"2"', '"3"', '"4"', '"5"', '"6"']);
+
+    // A write that changes no value changes nothing: the same ETag.
+    const same = await call(alice, 'PATCH', `${base}/${id}`, { payload: { title: 'third' } });
+    expect(same.statusCode).toBe(200);
+    expect(expectStrongEtag(same)).toBe('"6"');
   });
 
   it('is not part of the body (no version field leaks)', async () => {
@@ -287,7 +291,7 @@ describe("If-Match on another user's task", () => {
 
 describe('checks run in the contract order: validation, then existence and ownership, then If-Match', () => {
   const invalid: Array<[string, Method, (id: string) => string, Record<string, unknown>]> = [
-    ['PUT without completed', 'PUT', (id) => `/api/tasks/${id}`, { title: 'x', description: null }],
+    ['PUT without title', 'PUT', (id) => `/api/tasks/${id}`, { description: null, completed: true }],
     ['PATCH with a blank title', 'PATCH', (id) => `/api/tasks/${id}`, { title: '   ' }],
     ['PATCH with an unknown field', 'PATCH', (id) => `/api/tasks/${id}`, { version: 7 }],
     ['PATCH /complete with a string', 'PATCH', (id) => `/api/tasks/${id}/complete`, { completed: 'true' }],

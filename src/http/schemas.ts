@@ -91,6 +91,7 @@ export const updateTaskBody = {
   type: 'object',
   description: 'Any non-empty subset of title, description and completed.',
   additionalProperties: false,
+  minProperties: 1,
   properties: { title, description, completed, ...sentBackFields },
 } as const;
 
