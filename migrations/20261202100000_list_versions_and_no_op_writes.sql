@@ -173,12 +173,87 @@ grant execute on function api.task_list_version() to authenticated;
 create index if not exists tasks_user_id_completed_created_at_id_idx
   on api.tasks (user_id, completed, created_at desc, id desc);
 
-create index if not exists tasks_user_id_lower_title_created_at_id_idx
-  on api.tasks (user_id, lower(title), created_at desc, id desc);
+-- The title order's key as a column rather than an index on lower(title):
+-- under row-level security a condition can bound an index scan only if its
+-- functions are leakproof, and lower() is not (text comparison is), so a
+-- page of titles after a cursor could not start at its place in the index.
+alter table api.tasks
+  add column if not exists title_sort_key text generated always as (lower(title)) stored;
+
+comment on column api.tasks.title_sort_key is
+  'lower(title): the order of ?sort=title, kept as a column so it can bound index scans under row-level security.';
+
+create index if not exists tasks_user_id_title_sort_key_created_at_id_idx
+  on api.tasks (user_id, title_sort_key, created_at desc, id desc);
+
+-- 4. Pages. One page of the caller's tasks in the list's order, starting at
+-- a position (inclusive) or at the top. The user is known only at run time
+-- (through row-level security), so the planner estimates for the average
+-- user; for a user with many tasks it would then pick a bitmap scan and sort
+-- all their remaining tasks for every page. Planned here with bitmap scans
+-- and sorts off, each page is a range scan of one index in the list's order
+-- that reads the page and stops.
+--   p_sort       'created' (newest first) or 'title' (case-insensitive A→Z, then newest first)
+--   p_completed  null: every task; otherwise only tasks with that value
+--   p_after_*    the first task's sort key (title only for 'title'); null on the first page
+create or replace function api.list_tasks_page(
+  p_sort text,
+  p_completed boolean,
+  p_limit integer,
+  p_after_created_at timestamptz default null,
+  p_after_id uuid default null,
+  p_after_title text default null
+)
+returns setof api.tasks
+language plpgsql
+stable
+set search_path = pg_catalog, pg_temp
+set enable_bitmapscan = off
+set enable_sort = off
+as $$
+declare
+  status_filter text := case when p_completed is null then '' else ' and completed = $1' end;
+begin
+  if p_sort not in ('created', 'title') or p_limit is null or p_limit < 0 then
+    raise exception 'list_tasks_page: sort must be created or title and limit at least 0' using errcode = '22023';
+  end if;
+
+  if p_after_id is null then
+    return query execute
+      'select * from api.tasks where true' || status_filter ||
+      case p_sort when 'title' then ' order by title_sort_key, created_at desc, id desc'
+                  else ' order by created_at desc, id desc' end ||
+      ' limit $2'
+      using p_completed, p_limit;
+  elsif p_sort = 'created' then
+    return query execute
+      'select * from api.tasks where (created_at, id) <= ($3, $4)' || status_filter ||
+      ' order by created_at desc, id desc limit $2'
+      using p_completed, p_limit, p_after_created_at, p_after_id;
+  else
+    -- The rest of the position's title (ties, from the position on), then
+    -- the titles after it: two range scans of the title index.
+    return query execute
+      'select * from ('
+      || '(select * from api.tasks where title_sort_key = lower($5) and (created_at, id) <= ($3, $4)' || status_filter
+      || ' order by created_at desc, id desc limit $2)'
+      || ' union all '
+      || '(select * from api.tasks where title_sort_key > lower($5)' || status_filter
+      || ' order by title_sort_key, created_at desc, id desc limit $2)'
+      || ') page limit $2'
+      using p_completed, p_limit, p_after_created_at, p_after_id, p_after_title;
+  end if;
+end
+$$;
+
+grant execute on function api.list_tasks_page(text, boolean, integer, timestamptz, uuid, text) to authenticated;
 
 -- migrate:down
 
-drop index if exists api.tasks_user_id_lower_title_created_at_id_idx;
+drop function if exists api.list_tasks_page(text, boolean, integer, timestamptz, uuid, text);
+
+drop index if exists api.tasks_user_id_title_sort_key_created_at_id_idx;
+alter table api.tasks drop column if exists title_sort_key;
 drop index if exists api.tasks_user_id_completed_created_at_id_idx;
 
 drop function if exists api.task_list_version();

@@ -6,7 +6,10 @@
 //      should grow with the rows returned;
 //   2. with the size of the table: a 100-task user's list at ~11,000 rows and
 //      again after 1,000,000 more rows of 10,000 other users — it should not
-//      grow at all (an index range scan, no sort; the plan is printed).
+//      grow at all (an index range scan, no sort; the plan is printed);
+//   3. the list's query parameters for the 10,000-task user at 1M rows:
+//      status, sort=title, pages (limit, and a later page through its
+//      cursor), and a revalidation answered with 304, each with its plan.
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -16,6 +19,8 @@ import { startEmbeddedCluster } from '../../src/db/embedded-cluster.js';
 import { prepareDatabase, withDatabase } from '../../src/db/database.js';
 import { startGatewayProcess } from './gateway-process.js';
 import { percentile } from './tools.js';
+import { taskQueries } from '../../src/db/task-queries.js';
+import type { ListQuery } from '../../src/http/task-list-query.js';
 
 const JWT_SECRET = 'benchmark-secret-benchmark-secret-benchmark';
 const requestsArg = process.argv.indexOf('--requests');
@@ -30,22 +35,90 @@ async function seedUser(db: pg.Client, user: string, tasks: number) {
   );
 }
 
-async function listLatency(url: string, user: string): Promise<{ p50: number; p99: number; rows: number }> {
-  const token = await new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject(user).setIssuedAt()
+async function tokenOf(user: string) {
+  return new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject(user).setIssuedAt()
     .setExpirationTime('1h').sign(new TextEncoder().encode(JWT_SECRET));
-  const headers = { authorization: `Bearer ${token}` };
+}
+
+async function listLatency(
+  url: string,
+  user: string,
+  query = '',
+  extraHeaders: Record<string, string> = {},
+): Promise<{ p50: number; p99: number; rows: number; status: number }> {
+  const headers = { authorization: `Bearer ${await tokenOf(user)}`, ...extraHeaders };
   let rows = 0;
-  for (let i = 0; i < 50; i++) await (await fetch(`${url}/api/tasks`, { headers })).arrayBuffer(); // warm-up
+  let status = 0;
+  for (let i = 0; i < 50; i++) await (await fetch(`${url}/api/tasks${query}`, { headers })).arrayBuffer(); // warm-up
   const samples: number[] = [];
   for (let i = 0; i < REQUESTS; i++) {
     const started = process.hrtime.bigint();
-    const response = await fetch(`${url}/api/tasks`, { headers });
-    const body = (await response.json()) as unknown[];
+    const response = await fetch(`${url}/api/tasks${query}`, { headers });
+    const text = await response.text();
     samples.push(Number(process.hrtime.bigint() - started) / 1e6);
-    rows = body.length;
+    status = response.status;
+    rows = text ? (JSON.parse(text) as unknown[]).length : 0;
   }
   samples.sort((a, b) => a - b);
-  return { p50: percentile(samples, 0.5), p99: percentile(samples, 0.99), rows };
+  return { p50: percentile(samples, 0.5), p99: percentile(samples, 0.99), rows, status };
+}
+
+/** The plan of the gateway's own list statement for a query, as the user. */
+async function explainListQuery(db: pg.Client, user: string, query: ListQuery, known: string[] = []): Promise<string> {
+  const statement = taskQueries.list(query, known);
+  await db.query('begin');
+  try {
+    await db.query(
+      "select set_config('role', 'authenticated', true), set_config('request.jwt.claims', $1, true)",
+      [JSON.stringify({ sub: user })],
+    );
+    const { rows } = await db.query(`explain (analyze, costs off, timing off, summary off) ${statement.text}`, statement.values);
+    return rows.map((row) => row['QUERY PLAN']).join('\n');
+  } finally {
+    await db.query('rollback');
+  }
+}
+
+/** Latency and plan of each list query for the 10,000-task user. */
+async function listQueries(url: string, db: pg.Client, user: string) {
+  const lines = ['| query | status | tasks returned | p50 ms | p99 ms |', '|---|---|---|---|---|'];
+  const plans: string[] = [];
+  const measure = async (label: string, path: string, query: ListQuery, headers: Record<string, string> = {}, known: string[] = []) => {
+    const result = await listLatency(url, user, path, headers);
+    lines.push(`| \`${label}\` | ${result.status} | ${result.rows} | ${result.p50.toFixed(2)} | ${result.p99.toFixed(2)} |`);
+    plans.push(`${label}:\n${await explainListQuery(db, user, query, known)}`);
+  };
+  await measure('(none)', '', { status: 'all', sort: 'created' });
+  await measure('?status=pending', '?status=pending', { status: 'pending', sort: 'created' });
+  await measure('?status=completed', '?status=completed', { status: 'completed', sort: 'created' });
+  await measure('?sort=title', '?sort=title', { status: 'all', sort: 'title' });
+  await measure('?status=pending&sort=title', '?status=pending&sort=title', { status: 'pending', sort: 'title' });
+  await measure('?limit=50', '?limit=50', { status: 'all', sort: 'created', limit: 50 });
+  await measure('?sort=title&limit=50', '?sort=title&limit=50', { status: 'all', sort: 'title', limit: 50 });
+
+  // A page in the middle: the cursor the gateway issues, and the position it holds.
+  const headers = { authorization: `Bearer ${await tokenOf(user)}` };
+  let next = `/api/tasks?sort=title&limit=50`;
+  for (let page = 0; page < 100; page++) {
+    const link = (await fetch(`${url}${next}`, { headers })).headers.get('link');
+    next = /^<([^>]+)>/.exec(link ?? '')![1];
+  }
+  const { rows: [middle] } = await db.query(
+    `select created_at::text, id::text, title from api.tasks where user_id = $1
+      order by lower(title), created_at desc, id desc offset 5000 limit 1`,
+    [user],
+  );
+  await measure('?sort=title&limit=50&cursor=… (page 101)', next.slice('/api/tasks'.length), {
+    status: 'all',
+    sort: 'title',
+    limit: 50,
+    after: { createdAt: middle.created_at, id: middle.id, title: middle.title },
+  });
+
+  const etag = (await fetch(`${url}/api/tasks`, { headers })).headers.get('etag')!;
+  const version = /^"(\d+)-/.exec(etag)![1];
+  await measure('(none), If-None-Match: current', '', { status: 'all', sort: 'created' }, { 'if-none-match': etag }, [version]);
+  return { table: lines.join('\n'), plans: plans.join('\n\n') };
 }
 
 async function explainList(db: pg.Client, user: string): Promise<string> {
@@ -100,10 +173,13 @@ async function main() {
     const large = await listLatency(gateway.url, 'user-100');
     lines.push(`| 100 | ${await tableRows()} | ${large.p50.toFixed(2)} | ${large.p99.toFixed(2)} |`);
     const planLarge = await explainList(db, 'user-100');
+    const queries = await listQueries(gateway.url, db, 'user-10000');
 
     console.log(`\nList latency through the gateway, ${REQUESTS} sequential requests each\n\n${lines.join('\n')}`);
     console.log(`\n100-task user at 1M rows vs ~11k rows: p50 ${((large.p50 / small - 1) * 100).toFixed(1)}% change`);
     console.log(`\nPlan at ~11k rows:\n${planSmall}\n\nPlan at ~1M rows:\n${planLarge}`);
+    console.log(`\nList query parameters, 10,000-task user, ${await tableRows()} rows in the table, ${REQUESTS} sequential requests each\n\n${queries.table}`);
+    console.log(`\nTheir plans (the gateway's statements):\n\n${queries.plans}`);
   } finally {
     await gateway.stop();
     await db.end();

@@ -80,17 +80,17 @@ const COLUMN_LIST = TASK_COLUMNS.split(', ');
 const VERSION_ROW = `select ${COLUMN_LIST.slice(0, -1).map(() => 'null').join(', ')}, version from list_version`;
 
 /**
- * The list statement for one shape of query. Each shape (status filter or
- * not, order, first page or later, page size or not) is its own prepared
- * statement, so every plan is a range scan of one index in the order asked
- * for (tasks_user_id_*_idx), with no OR-ed "is null" conditions that a
- * generic plan could not use as index bounds. A page asks for one task more
- * than its size, to learn whether a next page exists. Pages are keyset pages:
- * a later page starts at the position its cursor holds, inclusive.
+ * The list statement for one shape of query, each its own prepared
+ * statement. The whole list (no limit) is one range scan of an index in the
+ * order asked for (tasks_user_id_*_idx). A page is api.list_tasks_page(),
+ * which plans each page as a range scan that starts at the cursor's position
+ * (inclusive) and stops after the page: keyset pages, never OFFSET. A page
+ * asks for one task more than its size, to learn whether a next page exists.
  *
  * The version row comes first: api.task_list_version() is not parallel safe,
  * so the statement never runs in parallel, and a UNION ALL then returns its
- * branches in order.
+ * branches in order. When the version is one the client already holds
+ * ($1, from If-None-Match), the one-time filter skips the tasks entirely.
  */
 function listStatement(query: ListQuery, knownVersions: string[]): Statement {
   const values: unknown[] = [knownVersions];
@@ -98,36 +98,28 @@ function listStatement(query: ListQuery, knownVersions: string[]): Statement {
     values.push(value);
     return `$${values.length}`;
   };
-  const filters = ['(select version from list_version) <> all ($1::bigint[])'];
-  if (query.status !== 'all') filters.push(`completed = ${param(query.status === 'completed')}::boolean`);
-  const limit = query.limit === undefined ? '' : ` limit ${param(query.limit + 1)}::int`;
-  const where = (extra: string[] = []) => [...filters, ...extra].join(' and ');
+  const unchanged = '(select version from list_version) <> all ($1::bigint[])';
+  const completed = query.status === 'all' ? null : query.status === 'completed';
 
   let tasks: string;
-  if (query.sort === 'created') {
-    const after = query.after ? [`(created_at, id) <= (${param(query.after.createdAt)}::timestamptz, ${param(query.after.id)}::uuid)`] : [];
-    tasks = `select ${TASK_COLUMNS} from api.tasks where ${where(after)} order by created_at desc, id desc${limit}`;
-  } else if (!query.after) {
-    tasks = `select ${TASK_COLUMNS} from api.tasks where ${where()} order by lower(title), created_at desc, id desc${limit}`;
+  if (query.limit === undefined) {
+    const filter = completed === null ? '' : ` and completed = ${param(completed)}::boolean`;
+    const order = query.sort === 'title' ? 'title_sort_key, created_at desc, id desc' : 'created_at desc, id desc';
+    tasks = `select ${TASK_COLUMNS} from api.tasks where ${unchanged}${filter} order by ${order}`;
   } else {
-    // Title, then newest first: the rest of the cursor's title (ties, from
-    // the cursor's position on), then the titles after it; two range scans.
-    const title = param(query.after.title);
-    const createdAt = param(query.after.createdAt);
-    const id = param(query.after.id);
-    tasks =
-      `select ${TASK_COLUMNS} from (` +
-      `(select ${TASK_COLUMNS} from api.tasks where ${where([`lower(title) = lower(${title}::text)`, `(created_at, id) <= (${createdAt}::timestamptz, ${id}::uuid)`])} ` +
-      `order by created_at desc, id desc${limit}) ` +
-      'union all ' +
-      `(select ${TASK_COLUMNS} from api.tasks where ${where([`lower(title) > lower(${title}::text)`])} ` +
-      `order by lower(title), created_at desc, id desc${limit})` +
-      `) page${limit}`;
+    const after = query.after;
+    const args = [
+      `${param(query.sort)}::text`,
+      `${param(completed)}::boolean`,
+      `${param(query.limit + 1)}::int`,
+      ...(after ? [`${param(after.createdAt)}::timestamptz`, `${param(after.id)}::uuid`, `${param(after.title ?? null)}::text`] : []),
+    ];
+    tasks = `select ${TASK_COLUMNS} from api.list_tasks_page(${args.join(', ')}) where ${unchanged}`;
   }
 
-  const shape = [query.status === 'all' ? 'all' : 'status', query.sort, query.after ? 'after' : 'first', query.limit === undefined ? 'whole' : 'page'];
+  const shape = [query.limit === undefined ? 'whole' : 'page', query.limit === undefined && query.status !== 'all' ? 'status' : '', query.limit === undefined ? query.sort : '', query.after ? 'after' : ''];
   return {
-    name: `task_api_list_${shape.join('_')}`,
+    name: `task_api_list_${shape.filter(Boolean).join('_')}`,
     text: `with list_version as materialized (select api.task_list_version() as version) ${VERSION_ROW} union all (${tasks})`,
     values,
   };
