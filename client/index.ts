@@ -58,3 +58,15 @@ export function createTaskClient(options: TaskClientOptions): TaskClient {
 export function etagOf(response: Response): string | undefined {
   return response.headers.get('ETag') ?? undefined;
 }
+
+/**
+ * The cursor of the next page from a list response's Link header, or
+ * undefined on the last page (or when the list was not paged):
+ *   const { data, response } = await api.GET('/api/tasks', { params: { query: { limit: 50 } } });
+ *   const cursor = nextPageCursor(response); // pass as query.cursor, with the same status and sort
+ */
+export function nextPageCursor(response: Response): string | undefined {
+  const link = response.headers.get('Link');
+  const match = link ? /<([^>]+)>;\s*rel="next"/.exec(link) : null;
+  return match ? (new URL(match[1], 'http://relative').searchParams.get('cursor') ?? undefined) : undefined;
+}

@@ -4,7 +4,7 @@
 import { readFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, expectTypeOf, it } from 'vitest';
-import { createTaskClient, etagOf, type Problem, type Task, type TaskClient } from '../client/index.js';
+import { createTaskClient, etagOf, nextPageCursor, type Problem, type Task, type TaskClient } from '../client/index.js';
 import { renderClientTypes, SCHEMA_FILE } from '../scripts/generate-client-types.js';
 import { createTestApp, newUser, tokenFor, type TestApp } from './support/http.js';
 
@@ -85,6 +85,33 @@ describe('createTaskClient against a listening server', () => {
     expect(data).toMatchObject({ id: task.id, title: 'Buy milk', description: 'the barista one' });
     expect(etagOf(response)).not.toBe(etag);
     etag = etagOf(response)!;
+  });
+
+  it('PUTs {title, description} and GET-edit-PUT-back, both typed, keeping completed', async () => {
+    const put = await api.PUT('/api/tasks/{id}', { params: { path: { id: task.id } }, body: { title: 'Buy milk', description: 'the barista one' } });
+    if (put.error) throw new Error(`unexpected problem ${put.error.detail}`);
+    expect(put.data).toMatchObject({ title: 'Buy milk', description: 'the barista one', completed: false });
+    const { data: fetched } = await api.GET('/api/tasks/{id}', { params: { path: { id: task.id } } });
+    const back = await api.PUT('/api/tasks/{id}', { params: { path: { id: task.id } }, body: { ...fetched!, title: 'Buy milk' } });
+    expect(back.response.status).toBe(200);
+    expect(back.data).toEqual(fetched);
+    etag = etagOf(back.response)!;
+  });
+
+  it('walks pages with nextPageCursor, filtered and ordered', async () => {
+    const otherToken = await tokenFor(newUser('client-pages'));
+    const other = createTaskClient({ baseUrl, getToken: () => otherToken });
+    for (const title of ['c', 'A', 'b']) await other.POST('/api/tasks', { body: { title } });
+    const titles: string[] = [];
+    let cursor: string | undefined;
+    do {
+      const { data, response } = await other.GET('/api/tasks', {
+        params: { query: { status: 'pending', sort: 'title', limit: 2, ...(cursor ? { cursor } : {}) } },
+      });
+      titles.push(...data!.map((item) => item.title));
+      cursor = nextPageCursor(response);
+    } while (cursor);
+    expect(titles).toEqual(['A', 'b', 'c']);
   });
 
   it('toggles it without a body, and sets completed with one', async () => {
