@@ -110,7 +110,10 @@ export interface paths {
                     /** @description Opaque: taken from the Link header of the previous page. Valid only for the same user, status and sort. */
                     cursor?: string;
                 };
-                header?: never;
+                header?: {
+                    /** @description The ETag of a copy the client holds: 304, with no body, while it is still current. */
+                    "if-none-match"?: string;
+                };
                 path?: never;
                 cookie?: never;
             };
@@ -824,7 +827,10 @@ export interface paths {
                     /** @description Opaque: taken from the Link header of the previous page. Valid only for the same user, status and sort. */
                     cursor?: string;
                 };
-                header?: never;
+                header?: {
+                    /** @description The ETag of a copy the client holds: 304, with no body, while it is still current. */
+                    "if-none-match"?: string;
+                };
                 path: {
                     /** @description Must equal the token's sub (route family /api/{user_id}/...). */
                     user_id: string;

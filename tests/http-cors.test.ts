@@ -19,6 +19,9 @@ describe('CORS', () => {
     expect(response.statusCode).toBe(200);
     const exposed = String(response.headers['access-control-expose-headers']).toLowerCase().split(/,\s*/);
     expect(exposed).toEqual(expect.arrayContaining(['allow', 'link', 'etag', 'location']));
+    // A browser keeps one copy per origin and per token.
+    const vary = String(response.headers.vary).toLowerCase().split(/,\s*/);
+    expect(vary).toEqual(expect.arrayContaining(['origin', 'authorization']));
 
     const preflight = await t.app.inject({
       method: 'OPTIONS',

@@ -122,6 +122,7 @@ export function taskRouteSchemasFor(withUserId: boolean) {
       security,
       ...listParams,
       querystring: listQuery,
+      headers: ifNoneMatchHeader,
       response: {
         200: {
           description:

@@ -59,7 +59,8 @@ function sendTask(reply: FastifyReply, task: RawTaskRow, status = 200) {
  * served to another account.
  */
 function revalidateEachTime(reply: FastifyReply) {
-  reply.header('Cache-Control', 'private, no-cache').header('Vary', 'Authorization');
+  const vary = reply.getHeader('Vary'); // CORS may have added Origin
+  reply.header('Cache-Control', 'private, no-cache').header('Vary', vary ? `${vary}, Authorization` : 'Authorization');
 }
 
 /** If-None-Match names this ETag (weak comparison, RFC 9110 13.1.2). */
