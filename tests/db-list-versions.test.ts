@@ -21,7 +21,7 @@ describe('api.task_list_versions', () => {
       expect(seen[0]).toBeGreaterThan(0);
       const bobBefore = await version(db, bob);
 
-      const writes = [
+      const writes: (() => Promise<unknown>)[] = [
         () => callTask(db, 'update_task', { p_id: task.id, p_changes: { title: 'renamed' } }),
         () => callTask(db, 'toggle_task', { p_id: task.id }),
         () => db.query(`update api.tasks set description = 'direct' where id = $1`, [task.id]),

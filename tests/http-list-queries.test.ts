@@ -215,6 +215,7 @@ describe.each(families)('pages on $name', (family) => {
       [u, '?limit=1&cursor=not-a-cursor'],
       [u, `?limit=1&sort=title&cursor=${cursor}`],
       [u, `?limit=1&status=pending&cursor=${cursor}`],
+      [u, `?cursor=${cursor}`],
       [other, `?limit=1&cursor=${cursor}`],
     ] as const) {
       const problem = expectProblem(await who.get(query), 422, '/problems/validation');

@@ -62,6 +62,7 @@ export class ListCursors {
   parse(params: ListQueryParams, sub: string): ListQuery {
     const query: ListQuery = { status: params.status ?? 'all', sort: params.sort ?? 'created', limit: params.limit };
     if (params.cursor !== undefined) {
+      if (params.limit === undefined) throw invalidRequest([{ field: 'cursor', reason: 'is valid only with limit' }]);
       query.cursor = params.cursor;
       query.after = this.open(params.cursor, sub, query);
     }
