@@ -63,19 +63,37 @@ async function listLatency(
   return { p50: percentile(samples, 0.5), p99: percentile(samples, 0.99), rows, status };
 }
 
-/** The plan of the gateway's own list statement for a query, as the user. */
+/**
+ * The plan of the gateway's own list statement for a query, as the user,
+ * and for a page also the plan api.list_tasks_page() runs inside (through
+ * auto_explain, reported to this session as a notice).
+ */
 async function explainListQuery(db: pg.Client, user: string, query: ListQuery, known: string[] = []): Promise<string> {
   const statement = taskQueries.list(query, known);
+  const nested: string[] = [];
+  const onNotice = (notice: { message?: string }) => {
+    const plan = /Query Text: ([\s\S]*?)\n(\S[\s\S]*)$/.exec(notice.message ?? '');
+    if (plan && plan[1].includes('api.tasks') && !plan[1].includes('list_version')) nested.push(plan[2]);
+  };
+  db.on('notice', onNotice);
   await db.query('begin');
   try {
+    if (query.limit !== undefined) {
+      await db.query("load 'auto_explain'");
+      for (const [name, value] of Object.entries({
+        log_min_duration: '0', log_nested_statements: 'on', log_analyze: 'on', log_timing: 'off', log_level: 'notice',
+      })) await db.query(`select set_config('auto_explain.${name}', $1, true)`, [value]);
+    }
     await db.query(
       "select set_config('role', 'authenticated', true), set_config('request.jwt.claims', $1, true)",
       [JSON.stringify({ sub: user })],
     );
     const { rows } = await db.query(`explain (analyze, costs off, timing off, summary off) ${statement.text}`, statement.values);
-    return rows.map((row) => row['QUERY PLAN']).join('\n');
+    const plan = rows.map((row) => row['QUERY PLAN']).join('\n');
+    return nested.length ? `${plan}\n  inside api.list_tasks_page():\n${nested.join('\n')}` : plan;
   } finally {
     await db.query('rollback');
+    db.off('notice', onNotice);
   }
 }
 
