@@ -64,6 +64,7 @@ insert into pg_temp.allowed_function values ('api.purge_expired_idempotency_keys
 insert into pg_temp.allowed_function values ('api.max_tasks_per_user()',                              'authenticated', false);
 insert into pg_temp.allowed_function values ('api.create_task_idempotent(text, jsonb)',               'authenticated', false);
 insert into pg_temp.allowed_function values ('api.task_list_version()',                               'authenticated', false);
+insert into pg_temp.allowed_function values ('api.list_tasks_page(text, boolean, integer, timestamp with time zone, uuid, text)', 'authenticated', false);  -- one page of the caller's list, under RLS
 insert into pg_temp.allowed_function values ('api.advisory_lock_key(text[])',                         'authenticated', false);
 insert into pg_temp.allowed_function values ('api.lock_user_limits(text)',                            'authenticated', false);
 insert into pg_temp.allowed_function values ('api.max_bytes_per_user()',                              'authenticated', false);

@@ -28,7 +28,7 @@ import { AUDIT_MUTATIONS, type AuditMutation } from './support/audit-mutations.j
 import { serverUrl } from './support/database.js';
 
 const execFileAsync = promisify(execFile);
-const API_ROLES = ['anon', 'authenticated', 'authenticator', 'idempotency_janitor', 'task_probe'];
+const API_ROLES = ['anon', 'authenticated', 'authenticator', 'idempotency_janitor', 'task_list_versioner', 'task_probe'];
 
 async function withClient<T>(url: string, fn: (client: pg.Client) => Promise<T>): Promise<T> {
   const client = new pg.Client({ connectionString: url });
