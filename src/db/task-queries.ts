@@ -46,13 +46,7 @@ export const taskQueries = {
       values: [key, JSON.stringify(request)],
     };
   },
-  replace(id: string, title: string, description: string | null, completed: boolean, ifMatch: IfMatch): Statement {
-    return {
-      name: 'task_api_replace',
-      text: `select ${TASK_COLUMNS} from api.replace_task($1, $2, $3, $4, $5)`,
-      values: [id, title, description, completed, ifMatch],
-    };
-  },
+  /** PATCH, and PUT (whose title is always present): fields left out keep their values. */
   update(id: string, changes: Record<string, unknown>, ifMatch: IfMatch): Statement {
     return {
       name: 'task_api_update',
