@@ -61,11 +61,11 @@ describe('named prepared statements on a direct connection', () => {
     try {
       const runAsUser = createRequestRunner({ pool, preparedStatements: true, statementTimeoutMs: 5_000, connectRetryMs: 1_000, maxTasksPerUser: 100 });
       const claimsJson = JSON.stringify({ sub: 'prepared-direct', role: 'authenticated' });
-      for (let i = 0; i < 3; i++) await runAsUser({ claimsJson }, 'read', taskQueries.list(), rowsOf());
+      for (let i = 0; i < 3; i++) await runAsUser({ claimsJson }, 'read', taskQueries.list({ status: 'all', sort: 'created' }, []), rowsOf());
       const client = await pool.connect();
       try {
         const { rows } = await client.query('select name from pg_prepared_statements order by name');
-        expect(rows.map((row) => row.name)).toEqual(['task_api_list', 'task_api_set_role_and_claims']);
+        expect(rows.map((row) => row.name)).toEqual(['task_api_list_whole_created', 'task_api_set_role_and_claims']);
       } finally {
         client.release();
       }
