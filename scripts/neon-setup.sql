@@ -102,8 +102,7 @@ begin
     problems := problems || 'authenticator must be a member of anon and authenticated'::text;
   end if;
   if pg_has_role('authenticator', 'task_probe', 'MEMBER') or pg_has_role('authenticator', 'idempotency_janitor', 'MEMBER')
-     or pg_has_role('authenticator', 'task_list_versioner', 'MEMBER')
-     or pg_has_role('authenticator', current_user, 'MEMBER') then
+     or pg_has_role('authenticator', 'task_list_versioner', 'MEMBER') or pg_has_role('authenticator', current_user, 'MEMBER') then
     problems := problems || 'authenticator must not reach task_probe, idempotency_janitor, task_list_versioner or the owner'::text;
   end if;
 
