@@ -6,8 +6,8 @@ import type pg from 'pg';
 import { createTokenVerifier } from './auth/token-verifier.js';
 import type { Config } from './config.js';
 import { openEmbeddedDatabase, redactUrl, type Database } from './db/database.js';
-import { createPool } from './db/pool.js';
 import { createRequestRunner } from './db/request-transaction.js';
+import { createPool, createPoolGate } from './db/pool.js';
 import { buildApp } from './app.js';
 import { devSecretPath, readOrCreateDevSecret } from './dev-secret.js';
 
@@ -44,7 +44,9 @@ export async function startServer(config: Config): Promise<RunningServer> {
     clockToleranceSeconds: config.jwtClockToleranceSeconds,
   });
   const pool = createPool(database.appUrl, config.pool);
+  const gate = createPoolGate(pool);
   const runAsUser = createRequestRunner({
+    gate,
     pool,
     preparedStatements: config.preparedStatements,
     statementTimeoutMs: config.pool.statementTimeoutMs,
@@ -56,6 +58,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
   try {
     await app.listen({ port: config.port, host: config.host });
   } catch (error) {
+    gate.close();
     await pool.end();
     await database.stop();
     throw error;
@@ -84,6 +87,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
         } finally {
           clearInterval(closeIdle);
         }
+        gate.close();
         await pool.end();
         await database.stop();
         (app.log as { flush?: () => void }).flush?.();
