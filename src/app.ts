@@ -12,6 +12,7 @@ import type { RequestRunner } from './db/request-transaction.js';
 import { toProblem } from './http/error-mapping.js';
 import { ProblemError, sendProblem } from './http/problem.js';
 import { registerMetrics } from './http/metrics.js';
+import { DrainState, registerDrain } from './http/drain.js';
 import { healthRoutes } from './http/routes/health.js';
 import { taskRoutes } from './http/routes/tasks.js';
 import { sharedSchemas } from './http/schemas.js';
@@ -26,6 +27,8 @@ export interface AppOptions {
   logStream?: NodeJS.WritableStream;
   /** Serve Prometheus metrics at GET /metrics; off: no hook, no route. */
   metrics?: boolean;
+  /** Shutdown phase, set by whoever stops the server (src/server.ts). */
+  drain?: DrainState;
 }
 
 export const BODY_LIMIT_BYTES = 64 * 1024;
@@ -57,7 +60,9 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
       const incoming = request.headers['x-request-id'];
       return typeof incoming === 'string' && REQUEST_ID.test(incoming) ? incoming : randomUUID();
     },
-    return503OnClosing: true,
+    // Requests that arrive while closing are refused by src/http/drain.ts,
+    // as problem+json with Retry-After (Fastify's own 503 is neither).
+    return503OnClosing: false,
     ajv: {
       // Strict bodies: unknown fields are errors, never silently dropped, and
       // "true" is not a boolean.
@@ -71,6 +76,8 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     reply.header('X-Request-Id', request.id);
     done();
   });
+  const drain = options.drain ?? new DrainState();
+  registerDrain(app, drain);
   app.addHook('onResponse', (request, reply, done) => {
     request.log.info(
       { req: request, res: { statusCode: reply.statusCode }, responseTime: reply.elapsedTime },
@@ -146,7 +153,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   await app.register(swaggerUi, { routePrefix: '/docs' });
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 
-  await app.register(healthRoutes, { pool: options.pool });
+  await app.register(healthRoutes, { pool: options.pool, drain });
   // Without CORS nothing else answers OPTIONS, so the task paths refuse it (405).
   const taskOptions = { runAsUser: options.runAsUser, verify: options.verify, refuseOptions: options.corsOrigins.length === 0 };
   await app.register(taskRoutes, { ...taskOptions, prefix: '/api' });

@@ -9,6 +9,7 @@ import { openEmbeddedDatabase, redactUrl, type Database } from './db/database.js
 import { createRequestRunner } from './db/request-transaction.js';
 import { createPool, createPoolGate } from './db/pool.js';
 import { buildApp } from './app.js';
+import { DrainState } from './http/drain.js';
 import { devSecretPath, readOrCreateDevSecret } from './dev-secret.js';
 
 export interface RunningServer {
@@ -18,7 +19,12 @@ export interface RunningServer {
   url: string;
   /** Where the development secret lives, when one was generated. */
   devSecretFile?: string;
-  close(): Promise<void>;
+  /**
+   * Drains, then stops: readiness turns 503 at once, requests are served for
+   * graceMs more, then no new connections, in-flight requests finish, and
+   * the database is released.
+   */
+  close(graceMs?: number): Promise<void>;
 }
 
 export async function startServer(config: Config): Promise<RunningServer> {
@@ -53,7 +59,8 @@ export async function startServer(config: Config): Promise<RunningServer> {
     connectRetryMs: config.pool.connectRetryMs,
     maxTasksPerUser: config.maxTasksPerUser,
   });
-  const app = await buildApp({ pool, runAsUser, verify, corsOrigins: config.corsOrigins, logLevel: config.logLevel, metrics: config.metrics });
+  const drain = new DrainState();
+  const app = await buildApp({ drain, pool, runAsUser, verify, corsOrigins: config.corsOrigins, logLevel: config.logLevel, metrics: config.metrics });
 
   try {
     await app.listen({ port: config.port, host: config.host });
@@ -74,10 +81,13 @@ export async function startServer(config: Config): Promise<RunningServer> {
     database,
     url: `http://${host}:${port}`,
     devSecretFile,
-    close() {
-      // Stop accepting, let in-flight requests finish, then release the
-      // database connections and stop the embedded cluster.
+    close(graceMs = 0) {
+      // Drain for graceMs, stop accepting, let in-flight requests finish,
+      // then release the database connections and stop the embedded cluster.
       closing ??= (async () => {
+        drain.phase = 'draining';
+        if (graceMs > 0) await new Promise((resolve) => setTimeout(resolve, graceMs));
+        drain.phase = 'closing';
         // Keep-alive connections whose request finishes during the drain
         // would hold the server open until their idle timeout: close each
         // as soon as it goes idle.
