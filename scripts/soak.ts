@@ -265,9 +265,10 @@ class Client {
     this.unresolvedCreates.push({ key, token, title });
   }
 
-  async toggle(task: LedgerTask) {
+  /** `via`: send the write to this gateway, whatever the balancer thinks of it. */
+  async toggle(task: LedgerTask, via?: Gateway) {
     const before = task.version;
-    const outcome = await call(this.token, 'PATCH', `/api/tasks/${task.id}/complete`, undefined, { 'if-match': `"${before}"` });
+    const outcome = await call(this.token, 'PATCH', `/api/tasks/${task.id}/complete`, undefined, { 'if-match': `"${before}"` }, via);
     this.note(outcome);
     if (outcome.status === 200) {
       task.version = versionOf(outcome.etag);
@@ -411,14 +412,13 @@ async function main() {
     const health = watchReadiness(gateways, () => stopped);
     await sleep(300);
 
-    const clients = await Promise.all(
-      Array.from({ length: PLAN.workers }, async (_, i) => {
-        const sub = `soak-${i}-${randomBytes(3).toString('hex')}`;
-        return new Client(`w${i}`, sub, await mintHs256Token({ secret: SECRET, sub, expiresIn: '1h' }));
-      }),
-    );
+    const newClient = async (name: string) => {
+      const sub = `soak-${name}-${randomBytes(3).toString('hex')}`;
+      return new Client(name, sub, await mintHs256Token({ secret: SECRET, sub, expiresIn: '1h' }));
+    };
+    const clients = await Promise.all(Array.from({ length: PLAN.workers }, (_, i) => newClient(`w${i}`)));
     const interval = (1_000 * PLAN.workers) / PLAN.ratePerSecond;
-    const workers = clients.map(async (client) => {
+    const workers = [...clients].map(async (client) => {
       while (!stopped && requestCount < PLAN.maxRequests && now() < HARD_LIMIT_MS) {
         const started = Date.now();
         await client.step();
@@ -431,10 +431,17 @@ async function main() {
     await fault('dropped connections (A)', a, async () => a.proxy.down());
     a.proxy.up();
     await sleep(PLAN.recoverMs);
+    // Besides the clients' own traffic, a client of its own sends toggles
+    // straight to A during the stall: the writes a ghost would apply twice.
+    const stallClient = await newClient('stall');
+    clients.push(stallClient);
+    for (let i = 0; i < 6; i++) await stallClient.create();
     await fault(`${PLAN.stallMs / 1000}-s stall of database traffic, then delivered (A)`, a, async () => {
       a.proxy.hold();
+      const toggles = Promise.all(stallClient.tasks.map((task) => stallClient.toggle(task, a)));
       await sleep(PLAN.stallMs);
       await a.proxy.release();
+      await toggles;
     });
     await sleep(PLAN.recoverMs);
     await fault(`${PLAN.refuseMs / 1000} s of refused connections (B)`, b, async () => {
