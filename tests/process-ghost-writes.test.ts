@@ -3,6 +3,7 @@
 // must not commit: nothing lands after its 503. Checked for every write
 // route, through a proxy that holds the gateway's traffic and delivers it
 // later, with a real gateway process.
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { newUser, tokenFor } from './support/http.js';
 import { startServerProcess, type ServerProcess } from './support/server-process.js';
@@ -101,4 +102,38 @@ describe('a write held in transit past its deadline', () => {
       }
     });
   }
+});
+
+describe('a write whose database session is terminated while it runs', () => {
+  it('is answered 503 outcome-unknown (a FATAL may follow a COMMIT), never 2xx or 500', async () => {
+    const api = clientFor(await tokenFor(newUser('terminated')));
+    const created = await api('POST', '/api/tasks', { title: 'locked' });
+    const owner = new pg.Client({ connectionString: inject('ownerUrl') });
+    await owner.connect();
+    try {
+      // Hold the row so the toggle waits inside its transaction, then end its session.
+      await owner.query('begin');
+      await owner.query('select 1 from api.tasks where id = $1 for update', [created.body.id]);
+      const toggle = api('PATCH', `/api/tasks/${created.body.id}/complete`);
+      let terminated = 0;
+      for (let i = 0; i < 50 && !terminated; i++) {
+        await new Promise((r) => setTimeout(r, 100));
+        const { rows } = await owner.query(
+          `select pg_terminate_backend(pid) as done from pg_stat_activity
+            where wait_event_type = 'Lock' and pid <> pg_backend_pid() and query like '%toggle_task%'`,
+        );
+        terminated = rows.filter((row) => row.done).length;
+      }
+      expect(terminated).toBe(1);
+      await owner.query('commit');
+      const answer = await toggle;
+      expect(answer.status).toBe(503);
+      expect(answer.body.type).toBe('/problems/outcome-unknown');
+      const after = await api('GET', `/api/tasks/${created.body.id}`);
+      expect(after.body.completed).toBe(false);
+    } finally {
+      await owner.query('rollback').catch(() => {});
+      await owner.end();
+    }
+  });
 });
