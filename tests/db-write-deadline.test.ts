@@ -2,8 +2,10 @@
 // starts late, and the deferred check inside COMMIT refuses one that
 // finishes late, whatever ran in between. Real transactions as the gateway
 // runs them (role authenticated, the user's claims).
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { performance } from 'node:perf_hooks';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type pg from 'pg';
+import { writeDeadline } from '../src/db/write-deadline.js';
 import { appUrl, becomeUser, callTask, connect, uniqueSub } from './support/database.js';
 
 let db: pg.Client;
@@ -76,4 +78,40 @@ describe('api.begin_write', () => {
     expect(await transaction([`select api.toggle_task('${taskId}', null)`, 'select pg_sleep(0.05)'])).toBeUndefined();
     expect((await completed()).completed).toBe(!before.completed);
   });
+});
+
+describe('the deadline the gateway states, whatever the clock skew', () => {
+  // The gateway's clock is skewed by an hour either way against the
+  // database's; the deadline it computes must still mean "budget from now"
+  // on the database's clock.
+  for (const skewMs of [3_600_000, -3_600_000]) {
+    it(`with the gateway ${skewMs > 0 ? 'an hour ahead' : 'an hour behind'}: commits in time, refuses late`, async () => {
+      const realNow = performance.now.bind(performance);
+      const spy = vi.spyOn(performance, 'now').mockImplementation(() => realNow() + skewMs);
+      const client = await connect(appUrl());
+      try {
+        const inTime = await writeDeadline(client, 1_000);
+        const late = await writeDeadline(client, 200);
+        const run = async (deadline: typeof inTime, waitMs: number) => {
+          try {
+            await client.query('begin');
+            await becomeUser(client, sub);
+            await client.query(deadline.statement.text, deadline.statement.values);
+            await client.query(`select api.toggle_task('${taskId}', null)`);
+            await client.query(`select pg_sleep(${waitMs / 1000})`);
+            await client.query('commit');
+            return undefined;
+          } catch (error) {
+            await client.query('rollback');
+            return (error as pg.DatabaseError).code;
+          }
+        };
+        expect(await run(inTime, 0)).toBeUndefined();
+        expect(await run(late, 400)).toBe('PT503');
+      } finally {
+        spy.mockRestore();
+        await client.end();
+      }
+    });
+  }
 });
