@@ -50,7 +50,10 @@ export async function startServer(config: Config): Promise<RunningServer> {
     clockToleranceSeconds: config.jwtClockToleranceSeconds,
   });
   const pool = createPool(database.appUrl, config.pool);
-  const gate = createPoolGate(pool);
+  const gate = createPoolGate(pool, (shut) => {
+    if (shut) app.log.warn('database unreachable for the whole connection-retry budget: refusing requests at once until a probe connects');
+    else app.log.info('database reachable again: serving requests');
+  });
   const runAsUser = createRequestRunner({
     gate,
     pool,

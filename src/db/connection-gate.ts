@@ -11,6 +11,8 @@ export interface ConnectionGateOptions {
   /** First wait between probes; doubles up to maxProbeDelayMs. */
   firstProbeDelayMs?: number;
   maxProbeDelayMs?: number;
+  /** Told when the gate shuts (true) and when it opens again (false), for the log. */
+  onChange?: (shut: boolean) => void;
 }
 
 export interface ConnectionGate {
@@ -37,6 +39,7 @@ export function createConnectionGate(options: ConnectionGateOptions): Connection
       options.probe().then(
         () => {
           shut = false;
+          options.onChange?.(false);
         },
         () => {
           if (!closed) schedule(Math.min(delay * 2, maxDelay));
@@ -54,6 +57,7 @@ export function createConnectionGate(options: ConnectionGateOptions): Connection
     connectFailed() {
       if (shut || closed) return;
       shut = true;
+      options.onChange?.(true);
       schedule(firstDelay);
     },
     close() {

@@ -32,8 +32,9 @@ export function createPool(connectionString: string, settings: PoolSettings): pg
 }
 
 /** The fail-fast gate of this pool: its probe opens a connection and runs one statement. */
-export function createPoolGate(pool: pg.Pool): ConnectionGate {
+export function createPoolGate(pool: pg.Pool, onChange?: (shut: boolean) => void): ConnectionGate {
   return createConnectionGate({
+    onChange,
     async probe() {
       const client = await pool.connect();
       try {
