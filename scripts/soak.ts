@@ -31,8 +31,9 @@ import { startTcpProxy, type TcpProxy } from '../tests/support/tcp-proxy.js';
 const SHORT = process.argv.includes('--short');
 const SECRET = randomBytes(32).toString('hex');
 const STATEMENT_TIMEOUT_MS = 2_000;
+const CONNECT_RETRY_MS = 3_000;
 /** After this long, a write whose connection broke can no longer commit (its deadline plus allowance). */
-const WRITE_SETTLE_MS = STATEMENT_TIMEOUT_MS + 1_000 + 250 + 250;
+const WRITE_SETTLE_MS = STATEMENT_TIMEOUT_MS + CONNECT_RETRY_MS + 1_000 + 250 + 250;
 const PLAN = SHORT
   ? { workers: 8, ratePerSecond: 120, maxRequests: 20_000, baselineMs: 4_000, recoverMs: 5_000, refuseMs: 6_000, stallMs: 8_000 }
   : { workers: 16, ratePerSecond: 400, maxRequests: 150_000, baselineMs: 15_000, recoverMs: 15_000, refuseMs: 15_000, stallMs: 8_000 };
@@ -70,7 +71,7 @@ async function startGateway(gateway: Gateway, databaseUrl: string) {
       LOG_LEVEL: 'error',
       DB_STATEMENT_TIMEOUT_MS: String(STATEMENT_TIMEOUT_MS),
       DB_CONNECT_TIMEOUT_MS: '2000',
-      DB_CONNECT_RETRY_MS: '3000',
+      DB_CONNECT_RETRY_MS: String(CONNECT_RETRY_MS),
       SHUTDOWN_GRACE_MS: '1500',
     },
     stdio: ['ignore', 'ignore', 'pipe'],
