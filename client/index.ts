@@ -7,8 +7,10 @@
 //   // data: Task on 2xx; error: Problem (application/problem+json) otherwise
 import createClient, { type Client, type Middleware } from 'openapi-fetch';
 import type { components, paths } from './schema.js';
+import { safeRetryingFetch, type SafeRetryOptions } from './safe-retries.js';
 
 export type { components, paths } from './schema.js';
+export { safeRetryingFetch, type SafeRetryOptions } from './safe-retries.js';
 export type Task = components['schemas']['Task'];
 export type Problem = components['schemas']['Problem'];
 export type CreateTask = components['schemas']['CreateTask'];
@@ -31,6 +33,12 @@ export interface TaskClientOptions {
   fetch?: (input: Request) => Promise<Response>;
   /** Headers sent with every request. */
   headers?: Record<string, string>;
+  /**
+   * Idempotency-Key / If-Match on the first attempt of every write, and
+   * retries of 503s that are safe to retry (client/safe-retries.ts). On by
+   * default; false sends every request exactly as given, once.
+   */
+  retries?: SafeRetryOptions | false;
 }
 
 /** The middleware that sends `Authorization: Bearer <token>` on every request. */
@@ -45,9 +53,13 @@ export function bearerAuth(getToken: TaskClientOptions['getToken']): Middleware 
 }
 
 export function createTaskClient(options: TaskClientOptions): TaskClient {
+  const fetch =
+    options.retries === false
+      ? options.fetch
+      : safeRetryingFetch(options.fetch ?? ((request) => globalThis.fetch(request)), options.retries);
   const client = createClient<paths>({
     baseUrl: options.baseUrl.replace(/\/+$/, ''),
-    ...(options.fetch ? { fetch: options.fetch } : {}),
+    ...(fetch ? { fetch } : {}),
     ...(options.headers ? { headers: options.headers } : {}),
   });
   client.use(bearerAuth(options.getToken));

@@ -12,6 +12,7 @@ import type { RequestRunner } from './db/request-transaction.js';
 import { toProblem } from './http/error-mapping.js';
 import { ProblemError, sendProblem } from './http/problem.js';
 import { registerMetrics } from './http/metrics.js';
+import { DrainState, registerDrain } from './http/drain.js';
 import { healthRoutes } from './http/routes/health.js';
 import { taskRoutes } from './http/routes/tasks.js';
 import { ListCursors } from './http/task-list-query.js';
@@ -33,6 +34,8 @@ export interface AppOptions {
    * cursors work only on the process that issued them.
    */
   cursorSecret?: string;
+  /** Shutdown phase, set by whoever stops the server (src/server.ts). */
+  drain?: DrainState;
 }
 
 export const BODY_LIMIT_BYTES = 64 * 1024;
@@ -64,7 +67,9 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
       const incoming = request.headers['x-request-id'];
       return typeof incoming === 'string' && REQUEST_ID.test(incoming) ? incoming : randomUUID();
     },
-    return503OnClosing: true,
+    // Requests that arrive while closing are refused by src/http/drain.ts,
+    // as problem+json with Retry-After (Fastify's own 503 is neither).
+    return503OnClosing: false,
     ajv: {
       // Strict bodies: unknown fields are errors, never silently dropped, and
       // "true" is not a boolean.
@@ -78,6 +83,8 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     reply.header('X-Request-Id', request.id);
     done();
   });
+  const drain = options.drain ?? new DrainState();
+  registerDrain(app, drain);
   app.addHook('onResponse', (request, reply, done) => {
     request.log.info(
       { req: request, res: { statusCode: reply.statusCode }, responseTime: reply.elapsedTime },
@@ -164,7 +171,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   await app.register(swaggerUi, { routePrefix: '/docs' });
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 
-  await app.register(healthRoutes, { pool: options.pool });
+  await app.register(healthRoutes, { pool: options.pool, drain });
   const taskOptions = { runAsUser: options.runAsUser, verify: options.verify, cursors: new ListCursors(options.cursorSecret) };
   await app.register(taskRoutes, { ...taskOptions, prefix: '/api' });
   await app.register(taskRoutes, { ...taskOptions, prefix: '/api/:user_id' });

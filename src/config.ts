@@ -35,6 +35,8 @@ export interface Config {
   preparedStatements: boolean;
   /** Serve Prometheus metrics at GET /metrics (METRICS=true). */
   metrics: boolean;
+  /** After SIGTERM: how long requests are still served (readiness already 503) before the server stops accepting. */
+  shutdownGraceMs: number;
 }
 
 export class ConfigError extends Error {
@@ -158,6 +160,7 @@ export function loadConfig(env: Env = process.env): Config {
     logLevel: text(env, 'LOG_LEVEL') ?? 'info',
     preparedStatements: flag(env, 'DB_PREPARED_STATEMENTS', true, problems),
     metrics: flag(env, 'METRICS', false, problems),
+    shutdownGraceMs: integer(env, 'SHUTDOWN_GRACE_MS', 5_000, 0, 600_000, problems),
   };
 
   if (problems.length) throw new ConfigError(problems);

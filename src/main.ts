@@ -52,10 +52,14 @@ if (server.devSecretFile) {
 }
 banner(lines);
 
+// SIGTERM (an orchestrator) drains for SHUTDOWN_GRACE_MS first, so load
+// balancers see readiness fail before connections are refused; SIGINT (Ctrl-C
+// at a terminal) skips the grace period.
 for (const signal of ['SIGTERM', 'SIGINT'] as const) {
   process.once(signal, () => {
-    server.app.log.info({ signal }, 'shutting down: draining in-flight requests');
-    server.close().then(
+    const graceMs = signal === 'SIGTERM' ? config.shutdownGraceMs : 0;
+    server.app.log.info({ signal, graceMs }, 'shutting down: readiness 503, draining');
+    server.close(graceMs).then(
       () => process.exit(0),
       (error) => {
         server.app.log.error({ err: error }, 'shutdown failed');

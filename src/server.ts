@@ -6,9 +6,10 @@ import type pg from 'pg';
 import { createTokenVerifier } from './auth/token-verifier.js';
 import type { Config } from './config.js';
 import { openEmbeddedDatabase, redactUrl, type Database } from './db/database.js';
-import { createPool } from './db/pool.js';
 import { createRequestRunner } from './db/request-transaction.js';
+import { createPool, createPoolGate } from './db/pool.js';
 import { buildApp } from './app.js';
+import { DrainState } from './http/drain.js';
 import { devSecretPath, readOrCreateDevSecret } from './dev-secret.js';
 
 export interface RunningServer {
@@ -18,7 +19,12 @@ export interface RunningServer {
   url: string;
   /** Where the development secret lives, when one was generated. */
   devSecretFile?: string;
-  close(): Promise<void>;
+  /**
+   * Drains, then stops: readiness turns 503 at once, requests are served for
+   * graceMs more, then no new connections, in-flight requests finish, and
+   * the database is released.
+   */
+  close(graceMs?: number): Promise<void>;
 }
 
 export async function startServer(config: Config): Promise<RunningServer> {
@@ -44,7 +50,12 @@ export async function startServer(config: Config): Promise<RunningServer> {
     clockToleranceSeconds: config.jwtClockToleranceSeconds,
   });
   const pool = createPool(database.appUrl, config.pool);
+  const gate = createPoolGate(pool, (shut) => {
+    if (shut) app.log.warn('database unreachable for the whole connection-retry budget: refusing requests at once until a probe connects');
+    else app.log.info('database reachable again: serving requests');
+  });
   const runAsUser = createRequestRunner({
+    gate,
     pool,
     preparedStatements: config.preparedStatements,
     statementTimeoutMs: config.pool.statementTimeoutMs,
@@ -52,7 +63,8 @@ export async function startServer(config: Config): Promise<RunningServer> {
     maxTasksPerUser: config.maxTasksPerUser,
   });
   const cursorSecret = config.cursorSecret ?? jwtSecret;
-  const app = await buildApp({ pool, runAsUser, verify, corsOrigins: config.corsOrigins, logLevel: config.logLevel, metrics: config.metrics, cursorSecret });
+  const drain = new DrainState();
+  const app = await buildApp({ drain, pool, runAsUser, verify, corsOrigins: config.corsOrigins, logLevel: config.logLevel, metrics: config.metrics, cursorSecret });
   if (cursorSecret === undefined) {
     app.log.warn('neither CURSOR_SECRET nor JWT_SECRET is set: list page cursors work only on this process; set CURSOR_SECRET when running replicas');
   }
@@ -60,6 +72,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
   try {
     await app.listen({ port: config.port, host: config.host });
   } catch (error) {
+    gate.close();
     await pool.end();
     await database.stop();
     throw error;
@@ -75,10 +88,13 @@ export async function startServer(config: Config): Promise<RunningServer> {
     database,
     url: `http://${host}:${port}`,
     devSecretFile,
-    close() {
-      // Stop accepting, let in-flight requests finish, then release the
-      // database connections and stop the embedded cluster.
+    close(graceMs = 0) {
+      // Drain for graceMs, stop accepting, let in-flight requests finish,
+      // then release the database connections and stop the embedded cluster.
       closing ??= (async () => {
+        drain.phase = 'draining';
+        if (graceMs > 0) await new Promise((resolve) => setTimeout(resolve, graceMs));
+        drain.phase = 'closing';
         // Keep-alive connections whose request finishes during the drain
         // would hold the server open until their idle timeout: close each
         // as soon as it goes idle.
@@ -88,6 +104,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
         } finally {
           clearInterval(closeIdle);
         }
+        gate.close();
         await pool.end();
         await database.stop();
         (app.log as { flush?: () => void }).flush?.();

@@ -2,6 +2,7 @@
 // embedded default, whose orphaned PostgreSQL the restart must take over),
 // SIGTERM drains in-flight requests, and two replicas agree.
 import { mkdtemp, rm } from 'node:fs/promises';
+import { connect as connectTcp, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
@@ -108,6 +109,103 @@ describe('SIGTERM', () => {
       expect(toggled.body.completed).toBe(true);
       expect(await server.exited).toBe(0);
     } finally {
+      await owner.query('rollback').catch(() => {});
+      await owner.end();
+    }
+  });
+});
+
+/** A raw HTTP/1.1 keep-alive connection: what each response said, and how the connection ended. */
+function keepAliveConnection(url: string) {
+  const { hostname, port } = new URL(url);
+  const socket: Socket = connectTcp(Number(port), hostname);
+  let buffer = '';
+  let waiting: (() => void) | undefined;
+  const ended = new Promise<'end' | 'error'>((resolve) => {
+    socket.on('end', () => resolve('end'));
+    socket.on('error', () => resolve('error'));
+  });
+  socket.on('data', (chunk) => {
+    buffer += chunk;
+    waiting?.();
+  });
+  return {
+    ended,
+    async get(path: string) {
+      socket.write(`GET ${path} HTTP/1.1\r\nHost: ${hostname}\r\nConnection: keep-alive\r\n\r\n`);
+      const deadline = Date.now() + 5_000;
+      // The health routes answer small JSON bodies with Content-Length.
+      for (;;) {
+        const head = buffer.indexOf('\r\n\r\n');
+        const length = /content-length: (\d+)/i.exec(buffer)?.[1];
+        if (head >= 0 && length && buffer.length >= head + 4 + Number(length)) {
+          const response = buffer.slice(0, head + 4 + Number(length));
+          buffer = buffer.slice(response.length);
+          return { status: Number(response.split(' ')[1]), connectionClose: /\r\nconnection: close\r\n/i.test(response) };
+        }
+        if (Date.now() > deadline) throw new Error(`no response: ${buffer}`);
+        await new Promise<void>((resolve) => {
+          waiting = resolve;
+          setTimeout(resolve, 50);
+        });
+      }
+    },
+    destroy: () => socket.destroy(),
+  };
+}
+
+describe('SIGTERM drain with a grace period', () => {
+  it('turns readiness 503 at once, keeps serving for the grace period with Connection: close, then stops accepting and finishes in-flight work', async () => {
+    const server = await start({
+      DATABASE_URL: inject('appUrl'),
+      DB_PREPARED_STATEMENTS: process.env.TEST_PREPARED_STATEMENTS ?? 'true',
+      SHUTDOWN_GRACE_MS: '1500',
+    });
+    const owner = new pg.Client({ connectionString: inject('ownerUrl') });
+    await owner.connect();
+    const kept = keepAliveConnection(server.url);
+    try {
+      const token = await tokenFor(newUser('grace'));
+      const api = client(server, token);
+      const created = await api('POST', '/api/tasks', { title: 'held' });
+      expect(await kept.get('/health/live')).toEqual({ status: 200, connectionClose: false });
+
+      await owner.query('begin');
+      await owner.query('select 1 from api.tasks where id = $1 for update', [created.body.id]);
+      const inFlight = api('PATCH', `/api/tasks/${created.body.id}/complete`);
+      await new Promise((r) => setTimeout(r, 300));
+
+      server.child.kill('SIGTERM');
+      await new Promise((r) => setTimeout(r, 200));
+
+      // Readiness fails at once, as a problem with Retry-After and a request id.
+      const ready = await fetch(`${server.url}/health/ready`, { signal: AbortSignal.timeout(2_000) });
+      expect(ready.status).toBe(503);
+      expect(ready.headers.get('content-type')).toContain('application/problem+json');
+      expect(ready.headers.get('retry-after')).toMatch(/^\d+$/);
+      expect(ready.headers.get('x-request-id')).toBeTruthy();
+      expect(await ready.json()).toMatchObject({ status: 503, type: '/problems/unavailable' });
+
+      // Still serving, each keep-alive connection closed cleanly after its response.
+      const duringGrace = await api('POST', '/api/tasks', { title: 'during the grace period' });
+      expect(duringGrace.status).toBe(201);
+      expect(duringGrace.headers.get('connection')).toBe('close');
+      expect(await kept.get('/health/live')).toEqual({ status: 200, connectionClose: true });
+      expect(await kept.ended).toBe('end');
+
+      // After the grace period: no new connections; the in-flight toggle still finishes.
+      await new Promise((r) => setTimeout(r, 1_600));
+      await expect(fetch(`${server.url}/health/live`, { signal: AbortSignal.timeout(2_000) })).rejects.toThrow();
+      await owner.query('commit');
+      const toggled = await inFlight;
+      expect(toggled.status).toBe(200);
+      expect(toggled.body.completed).toBe(true);
+      expect(await server.exited).toBe(0);
+
+      const listed = await client(await start({ DATABASE_URL: inject('appUrl') }), token)('GET', '/api/tasks');
+      expect(listed.body.map((task: { title: string }) => task.title).sort()).toEqual(['during the grace period', 'held']);
+    } finally {
+      kept.destroy();
       await owner.query('rollback').catch(() => {});
       await owner.end();
     }

@@ -11,7 +11,7 @@ export type ServerProcess = Awaited<ReturnType<typeof startNodeServer>>;
 export async function startGatewayProcess(env: Record<string, string>): Promise<ServerProcess> {
   execFileSync('npm', ['run', '--silent', 'build'], { cwd: projectRoot, stdio: 'inherit' });
   const { nodeFlags, script } = await startCommand();
-  return startNodeServer(nodeFlags, script, env, '/health/ready');
+  return startNodeServer(nodeFlags, script, { SHUTDOWN_GRACE_MS: '0', ...env }, '/health/ready');
 }
 
 /** The bare node:http server of http-floor-server.mjs, answering every request with `body`. */

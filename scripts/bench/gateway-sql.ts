@@ -4,6 +4,7 @@
 // implicit transaction and one round trip.
 import { SET_ROLE_AND_CLAIMS } from '../../src/db/request-transaction.js';
 import { taskQueries, type IfMatch } from '../../src/db/task-queries.js';
+import { BEGIN_WRITE } from '../../src/db/write-deadline.js';
 
 export type Operation = 'list' | 'get' | 'create' | 'toggle' | 'patch' | 'delete-recreate' | 'mix';
 
@@ -59,6 +60,8 @@ export function gatewaySqlScript(op: Operation): string {
     '\\set n random(1, :tasks)',
     '\\startpipeline',
     `${bind(SET_ROLE_AND_CLAIMS.text, [CLAIMS, `'5000ms'`, `'10000'`, mode === 'read' ? `'on'` : `'off'`])};`,
+    // A write's deadline, 26 s ahead as with the gateway's defaults (statement timeout + connection budget + 1 s).
+    ...(mode === 'write' ? [`${bind(BEGIN_WRITE.text, [`clock_timestamp() + interval '26 seconds'`])};`] : []),
     `${bind(text, values)};`,
     '\\endpipeline',
     '',

@@ -10,7 +10,7 @@
 // did nothing and none of its rows reached the collector. So it is re-run
 // once, unnamed, and names are not used again by this runner.
 import type pg from 'pg';
-import { runPipelined, type PipelinedStatement, type RowCollector } from './transaction-pipeline.js';
+import { runPipelined, type PipelinedStatement, type RowCollector, type RunOptions } from './transaction-pipeline.js';
 
 const NAMED_STATEMENT_LOST = new Set(['26000', '42P05']);
 
@@ -29,14 +29,19 @@ export class NamedStatements {
     return this.enabled;
   }
 
-  async run<Result>(client: pg.PoolClient, statements: PipelinedStatement[], collector: RowCollector<Result>): Promise<Result> {
-    if (!this.enabled) return runPipelined(client, unnamed(statements), collector);
+  async run<Result>(
+    client: pg.PoolClient,
+    statements: PipelinedStatement[],
+    collector: RowCollector<Result>,
+    options: RunOptions = {},
+  ): Promise<Result> {
+    if (!this.enabled) return runPipelined(client, unnamed(statements), collector, options);
     try {
-      return await runPipelined(client, statements, collector);
+      return await runPipelined(client, statements, collector, options);
     } catch (error) {
       if (!lostNamedStatement(error)) throw error;
       this.enabled = false;
-      return runPipelined(client, unnamed(statements), collector);
+      return runPipelined(client, unnamed(statements), collector, options);
     }
   }
 }

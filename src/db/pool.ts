@@ -2,6 +2,7 @@
 import pg from 'pg';
 import type { PoolSettings } from '../config.js';
 import { connectionSettings } from './connection-settings.js';
+import { createConnectionGate, type ConnectionGate } from './connection-gate.js';
 import { RawRowClient } from './raw-row-client.js';
 
 export function createPool(connectionString: string, settings: PoolSettings): pg.Pool {
@@ -28,4 +29,21 @@ export function createPool(connectionString: string, settings: PoolSettings): pg
   pool.on('error', () => {});
   pool.on('connect', (client) => client.on('error', () => {}));
   return pool;
+}
+
+/** The fail-fast gate of this pool: its probe opens a connection and runs one statement. */
+export function createPoolGate(pool: pg.Pool, onChange?: (shut: boolean) => void): ConnectionGate {
+  return createConnectionGate({
+    onChange,
+    async probe() {
+      const client = await pool.connect();
+      try {
+        await client.query('select 1');
+        client.release();
+      } catch (error) {
+        client.release(error as Error);
+        throw error;
+      }
+    },
+  });
 }

@@ -8,9 +8,11 @@
 // a bound parameter, committed by PostgreSQL before it answers
 // (see transaction-pipeline.ts).
 import type pg from 'pg';
+import type { ConnectionGate } from './connection-gate.js';
 import { NamedStatements } from './named-statements.js';
 import { poolerHadNoServer } from './pooler-errors.js';
-import type { PipelinedStatement, RowCollector } from './transaction-pipeline.js';
+import type { BatchProgress, PipelinedStatement, RowCollector } from './transaction-pipeline.js';
+import { gatewayNow, writeDeadline } from './write-deadline.js';
 
 export type AccessMode = 'read' | 'write';
 
@@ -29,6 +31,8 @@ export interface RequestRunnerOptions {
   /** For how long failed connection attempts are retried before giving up. */
   connectRetryMs: number;
   maxTasksPerUser: number;
+  /** Refuses requests at once while the database is known to be down (see connection-gate.ts). */
+  gate?: ConnectionGate;
 }
 
 /** Runs one statement as the user; the collector makes the result of its rows. */
@@ -60,11 +64,29 @@ export function isServerError(error: unknown): boolean {
 }
 
 /**
- * The database could not be reached, or the connection failed before the
- * answer arrived (refused, reset, timed out). A write's outcome is then
- * unknown; it is answered with 503, never reported as done.
+ * The database could not be reached, or a read's connection failed before
+ * the answer arrived: nothing was changed, and a retry is safe.
  */
-export class DatabaseUnavailableError extends Error {}
+export class DatabaseUnavailableError extends Error {
+  /** Seconds to wait before retrying, when the gateway knows better than the default. */
+  retryAfterSeconds?: number;
+}
+
+/**
+ * A write was sent but its answer never came (connection lost, no reply in
+ * time): it may or may not have been applied. Raised only once the write's
+ * deadline has passed, so it cannot be applied any later.
+ */
+export class WriteOutcomeUnknownError extends DatabaseUnavailableError {}
+
+/** Time allowed for COMMIT itself (the WAL flush) after the deadline check inside it. */
+export const COMMIT_ALLOWANCE_MS = 250;
+
+/** A FATAL ends the session; it can come after a COMMIT (a backend terminated right after it). */
+function endedTheSession(error: unknown): boolean {
+  const severity = (error as { severity?: unknown }).severity;
+  return severity === 'FATAL' || severity === 'PANIC';
+}
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -90,6 +112,11 @@ export function createRequestRunner(options: RequestRunnerOptions): RequestRunne
   const statements = new NamedStatements(options.preparedStatements);
   const statementTimeout = `${options.statementTimeoutMs}ms`;
   const maxTasks = String(options.maxTasksPerUser);
+  // A write's whole batch must commit within this much of being sent. A
+  // pooler may hold a batch until it has a server (a wake: up to the
+  // connection budget) before the statements' own time starts.
+  const writeBudgetMs = options.statementTimeoutMs + options.connectRetryMs + 1_000;
+  const gate = options.gate;
 
   return async function runAsUser<Result>(
     identity: RequestIdentity,
@@ -99,21 +126,35 @@ export function createRequestRunner(options: RequestRunnerOptions): RequestRunne
     // One connection budget per request, however many times the pooler says "no server yet".
     deadline = Date.now() + options.connectRetryMs,
   ): Promise<Result> {
+    const retryAfter = gate?.retryAfterSeconds();
+    if (retryAfter !== undefined) {
+      const refused = new DatabaseUnavailableError('the database is down; not attempted');
+      refused.retryAfterSeconds = retryAfter;
+      throw refused;
+    }
     let client: pg.PoolClient;
     try {
       client = await connectWithRetry(options.pool, Math.max(0, deadline - Date.now()));
     } catch (error) {
+      gate?.connectFailed();
       throw new DatabaseUnavailableError('could not connect to the database', { cause: error });
     }
+    const roleAndClaims = { ...SET_ROLE_AND_CLAIMS, values: [identity.claimsJson, statementTimeout, maxTasks, mode === 'read' ? 'on' : 'off'] };
+    const progress: BatchProgress = { sent: false };
+    let writeDeadlineMs: number | undefined;
     try {
-      const result = await statements.run(
-        client,
-        [
-          { ...SET_ROLE_AND_CLAIMS, values: [identity.claimsJson, statementTimeout, maxTasks, mode === 'read' ? 'on' : 'off'] },
-          statement,
-        ],
-        collector,
-      );
+      let result: Result;
+      if (mode === 'read') {
+        result = await statements.run(client, [roleAndClaims, statement], collector, { progress });
+      } else {
+        const writeBy = await writeDeadline(client, writeBudgetMs);
+        writeDeadlineMs = writeBy.gatewayMs;
+        result = await statements.run(client, [roleAndClaims, writeBy.statement, statement], collector, {
+          progress,
+          // The 503 for a write that got no answer never comes before its deadline.
+          queryTimeoutMs: writeDeadlineMs + COMMIT_ALLOWANCE_MS - gatewayNow(),
+        });
+      }
       client.release();
       return result;
     } catch (error) {
@@ -122,14 +163,23 @@ export function createRequestRunner(options: RequestRunnerOptions): RequestRunne
         await sleep(250);
         return runAsUser(identity, mode, statement, collector, deadline);
       }
-      if (isServerError(error)) {
+      // An ERROR rolled the transaction back; a FATAL is like a lost connection.
+      if (isServerError(error) && !endedTheSession(error)) {
         client.release();
-        throw error; // the statement's own error: 42501, PT404, ...
+        throw error; // the statement's own error (42501, PT404, ...): the transaction rolled back
       }
       // Anything else broke the connection (lost, timed out): discard it.
       client.release(error as Error);
       // A TypeError is a value the gateway could not send: a bug, not an outage.
       if (error instanceof TypeError) throw error;
+      if (isServerError(error) && !progress.sent) throw error; // e.g. 57P01 before anything of the write was sent
+      if (progress.sent && writeDeadlineMs !== undefined) {
+        // The write may still be in transit: answer only once it can no longer commit.
+        const wait = writeDeadlineMs + COMMIT_ALLOWANCE_MS - gatewayNow();
+        if (wait > 0) await sleep(wait);
+        throw new WriteOutcomeUnknownError('the write was sent but its outcome is unknown', { cause: error });
+      }
+      if (isServerError(error)) throw error; // a read's FATAL: its SQLSTATE says what happened
       throw new DatabaseUnavailableError('the database connection failed', { cause: error });
     }
   };

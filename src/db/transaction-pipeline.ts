@@ -59,9 +59,16 @@ function toWire(value: unknown): string | null {
   throw new TypeError(`cannot send a ${typeof value} as a statement parameter`);
 }
 
+/** Whether any byte of a batch was handed to the connection: until then its outcome is known (nothing happened). */
+export interface BatchProgress {
+  sent: boolean;
+}
+
 export class PipelinedTransaction<Result> {
   /** Set by the caller (and wrapped by node-postgres for query_timeout). */
   callback?: (error: Error | null, result?: Result) => void;
+  /** node-postgres reads this for a per-query client-side timeout. */
+  query_timeout?: number;
 
   private connection?: Connection;
   private statementIndex = 0;
@@ -78,6 +85,7 @@ export class PipelinedTransaction<Result> {
   constructor(
     private readonly statements: PipelinedStatement[],
     private readonly collector: RowCollector<Result>,
+    private readonly progress: BatchProgress = { sent: false },
   ) {}
 
   submit(connection: Connection): Error | null {
@@ -88,6 +96,7 @@ export class PipelinedTransaction<Result> {
       return error as Error;
     }
     this.connection = connection;
+    this.progress.sent = true;
     connection.on('parseComplete', this.onParseComplete);
     connection.stream.cork();
     try {
@@ -171,14 +180,23 @@ export class PipelinedTransaction<Result> {
   }
 }
 
+export interface RunOptions {
+  /** Client-side limit for the answer (default: the pool's query_timeout). */
+  queryTimeoutMs?: number;
+  /** Set to sent once the batch is handed to the connection. */
+  progress?: BatchProgress;
+}
+
 /** Runs a pipelined transaction on a checked-out client. */
 export function runPipelined<Result>(
   client: pg.PoolClient,
   statements: PipelinedStatement[],
   collector: RowCollector<Result>,
+  options: RunOptions = {},
 ): Promise<Result> {
   return new Promise((resolve, reject) => {
-    const transaction = new PipelinedTransaction(statements, collector);
+    const transaction = new PipelinedTransaction(statements, collector, options.progress);
+    if (options.queryTimeoutMs !== undefined) transaction.query_timeout = Math.max(1, Math.ceil(options.queryTimeoutMs));
     transaction.callback = (error, result) => (error ? reject(error) : resolve(result!));
     client.query(transaction as unknown as pg.QueryConfig);
   });

@@ -2,7 +2,7 @@
 // validation — into problem details. SQLSTATEs map as PostgREST maps them.
 import type { FastifyError } from 'fastify';
 import { InvalidTokenError, KeySourceUnavailableError } from '../auth/token-verifier.js';
-import { DatabaseUnavailableError } from '../db/request-transaction.js';
+import { DatabaseUnavailableError, WriteOutcomeUnknownError } from '../db/request-transaction.js';
 import { invalidRequest, ProblemError, RETRY_AFTER_SECONDS, type FieldError } from './problem.js';
 import { DESCRIPTION_MAX, TITLE_MAX } from './schemas.js';
 
@@ -33,8 +33,25 @@ export function unavailable(detail = 'The database is unavailable; retry shortly
   return new ProblemError('unavailable', detail, { headers: { 'Retry-After': RETRY_AFTER_SECONDS } });
 }
 
+/** A write that was sent and never answered: it may or may not have been applied (never later than now). */
+export function outcomeUnknown(): ProblemError {
+  return new ProblemError(
+    'outcomeUnknown',
+    'The write was sent to the database but no answer came back in time; it may or may not have been applied, and it will not be applied later. Retry with the same Idempotency-Key or If-Match.',
+    { headers: { 'Retry-After': RETRY_AFTER_SECONDS } },
+  );
+}
+
 export function fromDatabaseError(error: DatabaseError): ProblemError | undefined {
+  if (error instanceof WriteOutcomeUnknownError) return outcomeUnknown();
+  if (error instanceof DatabaseUnavailableError && error.retryAfterSeconds !== undefined) {
+    return new ProblemError('unavailable', 'The database is down; the request was not attempted. Retry after Retry-After.', {
+      headers: { 'Retry-After': String(error.retryAfterSeconds) },
+    });
+  }
   switch (error.code) {
+    case 'PT503':
+      return unavailable('The write reached the database after its deadline and was rolled back; nothing changed. Retry shortly.');
     case '42501':
       return new ProblemError('forbidden', 'This task belongs to another user.');
     case 'PT404':

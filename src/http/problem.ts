@@ -31,7 +31,10 @@ export const PROBLEMS = {
   validation: { status: 422, type: '/problems/validation', title: 'Invalid request' },
   idempotencyMismatch: { status: 422, type: '/problems/idempotency-key-reused', title: 'Idempotency-Key reused with a different request' },
   internal: { status: 500, type: '/problems/internal', title: 'Internal server error' },
+  // 503 in two kinds: nothing was changed (retry freely), or a write was sent
+  // and its outcome is unknown (retry only with Idempotency-Key / If-Match).
   unavailable: { status: 503, type: '/problems/unavailable', title: 'Service unavailable' },
+  outcomeUnknown: { status: 503, type: '/problems/outcome-unknown', title: 'Outcome unknown' },
 } as const;
 
 export type ProblemKind = keyof typeof PROBLEMS;

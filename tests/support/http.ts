@@ -10,6 +10,7 @@ import type { PoolSettings } from '../../src/config.js';
 import { createPool } from '../../src/db/pool.js';
 import { createRequestRunner } from '../../src/db/request-transaction.js';
 import { mintHs256Token } from '../../src/dev-secret.js';
+import type { DrainState } from '../../src/http/drain.js';
 
 export const TEST_JWT_SECRET = 'test-secret-that-is-at-least-32-bytes-long';
 
@@ -30,6 +31,8 @@ interface TestAppOptions {
   preparedStatements?: boolean;
   /** The pool's settings (connection budget included); the tests' short ones unless given. */
   poolSettings?: PoolSettings;
+  /** The shutdown phase, for tests of draining. */
+  drain?: DrainState;
 }
 
 /** One gateway instance: its own pool, verifier and caches, like one process. */
@@ -59,6 +62,7 @@ async function createInstance(options: TestAppOptions, logs: Record<string, unkn
     logStream,
     // Shared by every replica, as JWT_SECRET is in production.
     cursorSecret: TEST_JWT_SECRET,
+    drain: options.drain,
   });
   await app.ready();
   return { app, pool };

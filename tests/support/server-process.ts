@@ -25,6 +25,8 @@ export async function startServerProcess(env: Record<string, string>, timeoutMs 
       PORT: '0',
       HOST: '127.0.0.1',
       LOG_LEVEL: 'warn',
+      // No drain grace unless a test asks for one: SIGTERM then stops at once.
+      SHUTDOWN_GRACE_MS: '0',
       ...env,
     },
     stdio: ['ignore', 'pipe', 'pipe'],

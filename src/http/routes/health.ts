@@ -1,6 +1,7 @@
 // Unauthenticated probes for orchestrators and load balancers.
 import type { FastifyInstance } from 'fastify';
 import type pg from 'pg';
+import { shuttingDown, type DrainState } from '../drain.js';
 import { unavailable } from '../error-mapping.js';
 import { problemResponses } from './task-route-schemas.js';
 
@@ -28,7 +29,7 @@ const statusBody = {
   properties: { status: { type: 'string' } },
 } as const;
 
-export async function healthRoutes(app: FastifyInstance, options: { pool: pg.Pool }) {
+export async function healthRoutes(app: FastifyInstance, options: { pool: pg.Pool; drain?: DrainState }) {
   app.get(
     '/health/live',
     { schema: { summary: 'Liveness: 200 while the process runs', tags: ['health'], response: { 200: statusBody } } },
@@ -45,6 +46,8 @@ export async function healthRoutes(app: FastifyInstance, options: { pool: pg.Poo
       },
     },
     async () => {
+      // Not ready from the moment shutdown begins, so a load balancer stops sending traffic first.
+      if (options.drain?.stopping) throw shuttingDown();
       if (!(await databaseAnswers(options.pool))) throw unavailable('The database does not answer.');
       return { status: 'ready' };
     },
