@@ -50,6 +50,8 @@ export async function startServer(config: Config): Promise<RunningServer> {
     statementTimeoutMs: config.pool.statementTimeoutMs,
     connectRetryMs: config.pool.connectRetryMs,
     maxTasksPerUser: config.maxTasksPerUser,
+    maxBytesPerUser: config.maxBytesPerUser,
+    maxIdempotencyKeysPerUser: config.maxIdempotencyKeysPerUser,
   });
   const app = await buildApp({ pool, runAsUser, verify, corsOrigins: config.corsOrigins, logLevel: config.logLevel, metrics: config.metrics });
 

@@ -58,7 +58,7 @@ export function gatewaySqlScript(op: Operation): string {
     '\\set uid random(1, :users)',
     '\\set n random(1, :tasks)',
     '\\startpipeline',
-    `${bind(SET_ROLE_AND_CLAIMS.text, [CLAIMS, `'5000ms'`, `'10000'`, mode === 'read' ? `'on'` : `'off'`])};`,
+    `${bind(SET_ROLE_AND_CLAIMS.text, [CLAIMS, `'5000ms'`, `'10000'`, mode === 'read' ? `'on'` : `'off'`, `''`, `''`])};`,
     `${bind(text, values)};`,
     '\\endpipeline',
     '',

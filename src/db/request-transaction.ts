@@ -29,6 +29,9 @@ export interface RequestRunnerOptions {
   /** For how long failed connection attempts are retried before giving up. */
   connectRetryMs: number;
   maxTasksPerUser: number;
+  /** Unset: the database's default (migrations/20261202130000_storage_quota_and_lock_keys.sql). */
+  maxBytesPerUser?: number;
+  maxIdempotencyKeysPerUser?: number;
 }
 
 /** Runs one statement as the user; the collector makes the result of its rows. */
@@ -51,7 +54,9 @@ export const SET_ROLE_AND_CLAIMS = {
     "set_config('statement_timeout', $2, true), " +
     "set_config('task_api.max_tasks_per_user', $3, true), " +
     "set_config('transaction_read_only', $4, true), " +
-    "set_config('timezone', 'UTC', true)",
+    "set_config('timezone', 'UTC', true), " +
+    "set_config('task_api.max_bytes_per_user', $5, true), " +
+    "set_config('task_api.max_idempotency_keys_per_user', $6, true)",
 };
 
 /** An error PostgreSQL reported (it has a SQLSTATE); anything else means the connection failed. */
@@ -90,6 +95,8 @@ export function createRequestRunner(options: RequestRunnerOptions): RequestRunne
   const statements = new NamedStatements(options.preparedStatements);
   const statementTimeout = `${options.statementTimeoutMs}ms`;
   const maxTasks = String(options.maxTasksPerUser);
+  const maxBytes = String(options.maxBytesPerUser ?? '');
+  const maxIdempotencyKeys = String(options.maxIdempotencyKeysPerUser ?? '');
 
   return async function runAsUser<Result>(
     identity: RequestIdentity,
@@ -109,7 +116,7 @@ export function createRequestRunner(options: RequestRunnerOptions): RequestRunne
       const result = await statements.run(
         client,
         [
-          { ...SET_ROLE_AND_CLAIMS, values: [identity.claimsJson, statementTimeout, maxTasks, mode === 'read' ? 'on' : 'off'] },
+          { ...SET_ROLE_AND_CLAIMS, values: [identity.claimsJson, statementTimeout, maxTasks, mode === 'read' ? 'on' : 'off', maxBytes, maxIdempotencyKeys] },
           statement,
         ],
         collector,

@@ -42,6 +42,8 @@ export function fromDatabaseError(error: DatabaseError): ProblemError | undefine
     case 'PT412':
       return new ProblemError('preconditionFailed', 'The task has changed since the ETag in If-Match; fetch it again.');
     case 'PT409':
+      if (error.detail === 'byte-quota-reached') return new ProblemError('byteQuota', `${error.message}.`);
+      if (error.detail === 'idempotency-key-limit-reached') return new ProblemError('idempotencyKeyLimit', `${error.message}.`);
       return error.detail === 'idempotency-key-in-use'
         ? new ProblemError('idempotencyInProgress', 'A request with this Idempotency-Key is still in progress; retry after it completes.', {
             headers: { 'Retry-After': '1' },

@@ -30,6 +30,8 @@ interface TestAppOptions {
   preparedStatements?: boolean;
   /** The pool's settings (connection budget included); the tests' short ones unless given. */
   poolSettings?: PoolSettings;
+  maxBytesPerUser?: number;
+  maxIdempotencyKeysPerUser?: number;
 }
 
 /** One gateway instance: its own pool, verifier and caches, like one process. */
@@ -49,6 +51,8 @@ async function createInstance(options: TestAppOptions, logs: Record<string, unkn
     statementTimeoutMs: poolSettings.statementTimeoutMs,
     connectRetryMs: poolSettings.connectRetryMs,
     maxTasksPerUser: options.maxTasksPerUser ?? 10_000,
+    maxBytesPerUser: options.maxBytesPerUser,
+    maxIdempotencyKeysPerUser: options.maxIdempotencyKeysPerUser,
   });
   const app = await buildApp({
     pool,
