@@ -152,6 +152,11 @@ export function toProblem(error: unknown): ProblemError | undefined {
     });
   }
   if (error instanceof KeySourceUnavailableError) {
+    if (error.retryAfterSeconds !== undefined) {
+      return new ProblemError('unavailable', 'The token is signed with a key that cannot be fetched yet; retry after the Retry-After seconds.', {
+        headers: { 'Retry-After': String(error.retryAfterSeconds) },
+      });
+    }
     return unavailable('The keys needed to verify the token could not be fetched; retry shortly.');
   }
 
