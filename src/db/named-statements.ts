@@ -29,6 +29,18 @@ export class NamedStatements {
     return this.enabled;
   }
 
+  /** The statements as the next run sends them (for a streamed list, which runs them itself). */
+  forNextRun(statements: PipelinedStatement[]): PipelinedStatement[] {
+    return this.enabled ? statements : unnamed(statements);
+  }
+
+  /** After a failed run: whether it failed for a lost name (names are then off, and the run may be repeated). */
+  lost(error: unknown): boolean {
+    if (!this.enabled || !lostNamedStatement(error)) return false;
+    this.enabled = false;
+    return true;
+  }
+
   async run<Result>(client: pg.PoolClient, statements: PipelinedStatement[], collector: RowCollector<Result>): Promise<Result> {
     if (!this.enabled) return runPipelined(client, unnamed(statements), collector);
     try {

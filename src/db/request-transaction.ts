@@ -7,9 +7,11 @@
 // pipelined batch with a single Sync: one write, one round trip, every value
 // a bound parameter, committed by PostgreSQL before it answers
 // (see transaction-pipeline.ts).
+import type { Readable } from 'node:stream';
 import type pg from 'pg';
 import { NamedStatements } from './named-statements.js';
 import { poolerHadNoServer } from './pooler-errors.js';
+import { DEFAULT_ROW_STREAM_OPTIONS, StreamedTransaction, type ChunkedCollector } from './row-stream.js';
 import type { PipelinedStatement, RowCollector } from './transaction-pipeline.js';
 
 export type AccessMode = 'read' | 'write';
@@ -35,12 +37,18 @@ export interface RequestRunnerOptions {
 }
 
 /** Runs one statement as the user; the collector makes the result of its rows. */
-export type RequestRunner = <Result>(
+export type RequestRunner = (<Result>(
   identity: RequestIdentity,
   mode: AccessMode,
   statement: Statement,
   collector: RowCollector<Result>,
-) => Promise<Result>;
+) => Promise<Result>) & {
+  /**
+   * Runs one read as the user and streams the rendered rows (src/db/row-stream.ts):
+   * a Buffer when the result is short, else a Readable to send as the body.
+   */
+  stream(identity: RequestIdentity, statement: Statement, collector: ChunkedCollector): Promise<Buffer | Readable>;
+};
 
 /**
  * The first statement of every request. A read is made read-only
@@ -97,8 +105,57 @@ export function createRequestRunner(options: RequestRunnerOptions): RequestRunne
   const maxTasks = String(options.maxTasksPerUser);
   const maxBytes = String(options.maxBytesPerUser ?? '');
   const maxIdempotencyKeys = String(options.maxIdempotencyKeysPerUser ?? '');
+  const settingsFor = (identity: RequestIdentity, mode: AccessMode): Statement => ({
+    ...SET_ROLE_AND_CLAIMS,
+    values: [identity.claimsJson, statementTimeout, maxTasks, mode === 'read' ? 'on' : 'off', maxBytes, maxIdempotencyKeys],
+  });
 
-  return async function runAsUser<Result>(
+  async function stream(identity: RequestIdentity, statement: Statement, collector: ChunkedCollector): Promise<Buffer | Readable> {
+    const releaseSlot = () => {};
+    // One connection budget per request, however many times the pooler says "no server yet".
+    const deadline = Date.now() + options.connectRetryMs;
+    for (;;) {
+      let client: pg.PoolClient;
+      try {
+        client = await connectWithRetry(options.pool, Math.max(0, deadline - Date.now()));
+      } catch (error) {
+        releaseSlot();
+        throw new DatabaseUnavailableError('could not connect to the database', { cause: error });
+      }
+      const transaction = new StreamedTransaction(statements.forNextRun([settingsFor(identity, 'read'), statement]), collector, {
+        ...DEFAULT_ROW_STREAM_OPTIONS,
+        deadlineMs: options.statementTimeoutMs,
+      });
+      // The transaction ends after the body was handed over, when the list has been sent.
+      const ended = new Promise<void>((resolve) => {
+        transaction.callback = (error) => {
+          // A server error leaves the connection usable; anything else broke it (PgBouncer closes its own).
+          if (error && (!isServerError(error) || poolerHadNoServer(error))) client.release(error);
+          else client.release();
+          resolve();
+        };
+      });
+      client.query(transaction as unknown as pg.QueryConfig);
+      try {
+        const body = await transaction.started;
+        void ended.then(releaseSlot);
+        return body;
+      } catch (error) {
+        await ended;
+        // Nothing was read yet: as for runAsUser, a lost prepared statement or a pooler without a server is retried.
+        if (statements.lost(error)) continue;
+        if (poolerHadNoServer(error) && Date.now() < deadline) {
+          await sleep(250);
+          continue;
+        }
+        releaseSlot();
+        if (isServerError(error) || error instanceof TypeError) throw error;
+        throw new DatabaseUnavailableError('the database connection failed', { cause: error });
+      }
+    }
+  }
+
+  const runAsUser = async function runAsUser<Result>(
     identity: RequestIdentity,
     mode: AccessMode,
     statement: Statement,
@@ -116,7 +173,7 @@ export function createRequestRunner(options: RequestRunnerOptions): RequestRunne
       const result = await statements.run(
         client,
         [
-          { ...SET_ROLE_AND_CLAIMS, values: [identity.claimsJson, statementTimeout, maxTasks, mode === 'read' ? 'on' : 'off', maxBytes, maxIdempotencyKeys] },
+          settingsFor(identity, mode),
           statement,
         ],
         collector,
@@ -140,4 +197,5 @@ export function createRequestRunner(options: RequestRunnerOptions): RequestRunne
       throw new DatabaseUnavailableError('the database connection failed', { cause: error });
     }
   };
+  return Object.assign(runAsUser, { stream });
 }

@@ -61,7 +61,7 @@ export async function taskRoutes(app: FastifyInstance, options: TaskRoutesOption
     (await run(request, mode, statement))[0];
 
   app.get('/tasks', { schema: taskRouteSchemas.list }, async (request, reply) => {
-    const list = await options.runAsUser(request.identity, 'read', taskQueries.list(), new TaskListJson());
+    const list = await options.runAsUser.stream(request.identity, taskQueries.list(), new TaskListJson());
     return reply.type(JSON_TYPE).send(list);
   });
 

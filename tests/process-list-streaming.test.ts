@@ -1,0 +1,147 @@
+// A huge list costs the gateway a bounded amount of memory and a bounded
+// time on a pooled connection, in a real gateway process: its RSS high-water
+// mark (VmHWM in /proc/<pid>/status) stays far below the size of the lists
+// it serves, other users are answered while the lists stream, and a reader
+// that stops reading holds its connection no longer than the statement
+// timeout.
+import { readFileSync } from 'node:fs';
+import http from 'node:http';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { inject } from 'vitest';
+import { connect } from './support/database.js';
+import { newUser, tokenFor } from './support/http.js';
+import { startServerProcess, type ServerProcess } from './support/server-process.js';
+
+const TASKS = 1_000;
+const DESCRIPTION_CHARS = 10_000; // U+0001 each: 6 bytes of JSON apiece
+const MIB = 1024 * 1024;
+
+function memoryOf(pid: number, field: 'VmHWM' | 'VmRSS'): number {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const match = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status);
+  if (!match) throw new Error(`no ${field} in /proc/${pid}/status`);
+  return Number(match[1]) * 1024;
+}
+
+/** GET the list and count its bytes without keeping them (the last 64 kB are kept). */
+function fetchListSize(url: string, token: string): Promise<{ status: number; bytes: number; tail: string; head: string }> {
+  return new Promise((resolve, reject) => {
+    const request = http.get(`${url}/api/tasks`, { headers: { authorization: `Bearer ${token}` } }, (response) => {
+      let bytes = 0;
+      let head = '';
+      let tail = Buffer.alloc(0);
+      response.on('data', (chunk: Buffer) => {
+        if (bytes === 0) head = chunk.subarray(0, 200).toString();
+        bytes += chunk.length;
+        tail = Buffer.concat([tail, chunk]).subarray(-65_536);
+      });
+      response.on('end', () => resolve({ status: response.statusCode!, bytes, head, tail: tail.toString() }));
+      response.on('error', reject);
+    });
+    request.on('error', reject);
+  });
+}
+
+let owner: Awaited<ReturnType<typeof connect>>;
+const abuser = newUser('huge-list');
+
+beforeAll(async () => {
+  owner = await connect();
+  // Written as the owner: the quota does not stand in the way of making a list this big.
+  await owner.query(
+    `insert into api.tasks (user_id, title, description)
+     select $1, 'task ' || n, repeat(chr(1), $2) from generate_series(1, $3) n`,
+    [abuser, DESCRIPTION_CHARS, TASKS],
+  );
+});
+afterAll(async () => {
+  await owner?.query('delete from api.tasks where user_id = $1', [abuser]);
+  await owner?.end();
+});
+
+const env = () => ({
+  DATABASE_URL: inject('appUrl'),
+  DB_PREPARED_STATEMENTS: process.env.TEST_PREPARED_STATEMENTS ?? 'true',
+});
+
+describe('a huge list', () => {
+  let server: ServerProcess;
+  afterAll(async () => {
+    await server?.kill();
+  });
+
+  it('streams: three at once keep the RSS high-water mark far below one list, and others are served meanwhile', async () => {
+    server = await startServerProcess(env());
+    const pid = server.child.pid!;
+    const token = await tokenFor(abuser);
+    const other = await tokenFor(newUser('bystander'));
+    // Warm up (first requests compile, connect, prepare).
+    for (let i = 0; i < 3; i++) expect((await fetchListSize(server.url, other)).status).toBe(200);
+    const before = memoryOf(pid, 'VmRSS');
+
+    const lists = Promise.all([1, 2, 3].map(() => fetchListSize(server.url, token)));
+    let othersServed = 0;
+    let listsDone = false;
+    void lists.finally(() => (listsDone = true));
+    while (!listsDone) {
+      const response = await fetchListSize(server.url, other);
+      expect(response.status).toBe(200);
+      othersServed += 1;
+    }
+    const results = await lists;
+
+    const expectedRowBytes = DESCRIPTION_CHARS * 6;
+    for (const result of results) {
+      expect(result.status).toBe(200);
+      expect(result.head.startsWith('[{"id":"')).toBe(true);
+      expect(result.tail.endsWith('"}]')).toBe(true);
+      expect(result.bytes).toBeGreaterThan(TASKS * expectedRowBytes);
+      expect(result.bytes).toBe(results[0].bytes);
+    }
+    const listBytes = results[0].bytes;
+    expect(listBytes).toBeGreaterThan(55 * MIB);
+
+    const peak = memoryOf(pid, "VmHWM");
+    console.log(`list streaming: RSS ${(before / MIB).toFixed(0)} MB before, high-water mark ${(peak / MIB).toFixed(0)} MB, ${othersServed} other lists served`);
+    // Three lists of ~60 MB each went out; the process grew by a fraction of one.
+    expect(peak - before, `RSS ${before / MIB} MB before, high-water mark ${peak / MIB} MB`).toBeLessThan(40 * MIB);
+    expect(othersServed).toBeGreaterThan(0);
+  });
+});
+
+describe('a reader that stops reading', () => {
+  let server: ServerProcess;
+  afterAll(async () => {
+    await server?.kill();
+  });
+
+  it('is cut off at the statement timeout, and its connection serves others', async () => {
+    // One pooled connection: while the slow reader held it, nobody else could list.
+    server = await startServerProcess({ ...env(), DB_POOL_MAX: '1', DB_STATEMENT_TIMEOUT_MS: '1000' });
+    const token = await tokenFor(abuser);
+    const other = await tokenFor(newUser('after-slow'));
+
+    const slow = await new Promise<http.IncomingMessage>((resolve, reject) => {
+      http.get(`${server.url}/api/tasks`, { headers: { authorization: `Bearer ${token}` } }, resolve).on('error', reject);
+    });
+    expect(slow.statusCode).toBe(200);
+    slow.pause(); // and never reads on
+
+    const started = Date.now();
+    const response = await fetchListSize(server.url, other);
+    expect(response.status).toBe(200);
+    expect(response.head).toBe('[]');
+    const waited = Date.now() - started;
+
+    // The slow response was aborted, not completed.
+    const outcome = await new Promise<string>((resolve) => {
+      slow.on('end', () => resolve('complete'));
+      slow.on('error', () => resolve('aborted'));
+      slow.on('aborted', () => resolve('aborted'));
+      slow.on('close', () => resolve(slow.complete ? 'complete' : 'aborted'));
+      slow.resume();
+    });
+    expect(outcome).toBe('aborted');
+    expect(waited, 'the other request waited for the connection').toBeGreaterThan(500);
+  });
+});
