@@ -1,7 +1,7 @@
-// A list streamed a batch at a time (src/db/row-stream.ts) is byte for byte
-// the list rendered in one piece; a short list is still one buffer; an error
-// before the first batch is an ordinary error, one after it ends the body;
-// and the pooled connection serves the next request either way.
+// A list streamed in pieces (src/db/row-stream.ts) is byte for byte the list
+// rendered whole; a short list is still one buffer; an error before the first
+// piece is an ordinary error, one after it ends the body; and the pool serves
+// the next request either way.
 import type { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPool } from '../src/db/pool.js';
@@ -13,7 +13,7 @@ import { appUrl } from './support/database.js';
 
 const pool = createPool(appUrl(), { max: 1, connectTimeoutMs: 5_000, connectRetryMs: 0, statementTimeoutMs: 5_000 });
 let run: RequestRunner;
-const identity = { claimsJson: JSON.stringify({ sub: 'row-stream' }) };
+const identity = { sub: 'row-stream', claimsJson: JSON.stringify({ sub: 'row-stream' }) };
 
 beforeAll(() => {
   run = createRequestRunner({
@@ -50,7 +50,7 @@ async function readAll(body: Buffer | Readable): Promise<string> {
 }
 
 describe('a streamed list', () => {
-  it('is the same bytes as the list rendered whole, for a list of many batches', async () => {
+  it('is the same bytes as the list rendered whole, for a list of many pieces', async () => {
     const statement = generatedRows(700);
     const body = await run.stream(identity, statement, new TaskListJson());
     expect(Buffer.isBuffer(body), 'streamed, not one buffer').toBe(false);
@@ -69,19 +69,19 @@ describe('a streamed list', () => {
     expect(await readAll(await run.stream(identity, generatedRows(0), new TaskListJson()))).toBe('[]');
   });
 
-  it('an error before the first batch is thrown; the connection serves the next list', async () => {
+  it('an error before the first piece is thrown; the connection serves the next list', async () => {
     await expect(run.stream(identity, generatedRows(10, 3), new TaskListJson())).rejects.toMatchObject({ code: '22012' });
     expect(JSON.parse(await readAll(await run.stream(identity, generatedRows(3), new TaskListJson())))).toHaveLength(3);
   });
 
-  it('an error after the first batch ends the body with it; the connection serves the next list', async () => {
-    const body = await run.stream(identity, generatedRows(2000, 1500), new TaskListJson());
+  it('an error after the first piece ends the body with it; the connection serves the next list', async () => {
+    const body = await run.stream(identity, generatedRows(300, 250), new TaskListJson());
     await expect(readAll(body)).rejects.toMatchObject({ code: '22012' });
     expect(JSON.parse(await readAll(await run.stream(identity, generatedRows(300), new TaskListJson())))).toHaveLength(300);
   });
 
-  it('a body the reader abandons hands the connection back at once', async () => {
-    const body = (await run.stream(identity, generatedRows(2000), new TaskListJson())) as Readable;
+  it('a body the reader abandons lets its connection go at once', async () => {
+    const body = (await run.stream(identity, generatedRows(1000), new TaskListJson())) as Readable;
     body.destroy();
     // One connection in the pool: this list waits for the abandoned one to let go.
     expect(JSON.parse(await readAll(await run.stream(identity, generatedRows(40), new TaskListJson())))).toHaveLength(40);

@@ -10,8 +10,9 @@
 import type { Readable } from 'node:stream';
 import type pg from 'pg';
 import { NamedStatements } from './named-statements.js';
+import { createUserSlots } from './per-user-slots.js';
 import { poolerHadNoServer } from './pooler-errors.js';
-import { DEFAULT_ROW_STREAM_OPTIONS, StreamedTransaction, type ChunkedCollector } from './row-stream.js';
+import { DEFAULT_PIECE_BYTES, StreamedTransaction, type ChunkedCollector } from './row-stream.js';
 import type { PipelinedStatement, RowCollector } from './transaction-pipeline.js';
 
 export type AccessMode = 'read' | 'write';
@@ -47,7 +48,7 @@ export type RequestRunner = (<Result>(
    * Runs one read as the user and streams the rendered rows (src/db/row-stream.ts):
    * a Buffer when the result is short, else a Readable to send as the body.
    */
-  stream(identity: RequestIdentity, statement: Statement, collector: ChunkedCollector): Promise<Buffer | Readable>;
+  stream(identity: RequestIdentity & { sub: string }, statement: Statement, collector: ChunkedCollector): Promise<Buffer | Readable>;
 };
 
 /**
@@ -110,8 +111,14 @@ export function createRequestRunner(options: RequestRunnerOptions): RequestRunne
     values: [identity.claimsJson, statementTimeout, maxTasks, mode === 'read' ? 'on' : 'off', maxBytes, maxIdempotencyKeys],
   });
 
-  async function stream(identity: RequestIdentity, statement: Statement, collector: ChunkedCollector): Promise<Buffer | Readable> {
-    const releaseSlot = () => {};
+  // A third of the pool, at most, streams one user's lists; the rest stays for
+  // everyone else. A list waiting for a slot gets one when a list ends or is
+  // cut off at the statement timeout, so it waits up to twice that.
+  const poolSize = (options.pool as unknown as { options?: { max?: number } }).options?.max ?? 10;
+  const listSlots = createUserSlots(Math.max(1, Math.floor(poolSize / 3)), 2 * options.statementTimeoutMs);
+
+  async function stream(identity: RequestIdentity & { sub: string }, statement: Statement, collector: ChunkedCollector): Promise<Buffer | Readable> {
+    const releaseSlot = await listSlots.acquire(identity.sub);
     // One connection budget per request, however many times the pooler says "no server yet".
     const deadline = Date.now() + options.connectRetryMs;
     for (;;) {
@@ -123,7 +130,7 @@ export function createRequestRunner(options: RequestRunnerOptions): RequestRunne
         throw new DatabaseUnavailableError('could not connect to the database', { cause: error });
       }
       const transaction = new StreamedTransaction(statements.forNextRun([settingsFor(identity, 'read'), statement]), collector, {
-        ...DEFAULT_ROW_STREAM_OPTIONS,
+        pieceBytes: DEFAULT_PIECE_BYTES,
         deadlineMs: options.statementTimeoutMs,
       });
       // The transaction ends after the body was handed over, when the list has been sent.

@@ -1,19 +1,23 @@
-// A result too large to hold, streamed: the request's statements go out as in
-// transaction-pipeline.ts, but the last one's portal is executed a batch of
-// rows at a time (Execute with a row count, then Flush instead of Sync), and
-// the next batch is asked for only when the reader has taken the previous
-// one. So the gateway holds about one batch per response whatever the size of
-// the list, and between batches the event loop serves other requests.
+// A result too large to hold, streamed. The request's statements go out as
+// one pipelined batch, as in transaction-pipeline.ts; the last one's rows are
+// rendered as they arrive and handed to the response in pieces of about
+// `pieceBytes`. When the response cannot take more (the client reads slower
+// than PostgreSQL sends), the gateway stops reading the connection's socket,
+// so TCP makes PostgreSQL wait: the gateway holds about one piece per
+// response whatever the size of the list, and between socket reads the event
+// loop serves other requests.
 //
-// The whole list is read in one transaction, from one snapshot: a consistent
-// list, at the price of holding a pooled connection while the client reads.
-// That is bounded: when the list is not finished `deadlineMs` after it began
-// (DB_STATEMENT_TIMEOUT_MS, as for any statement), the response is aborted
-// (the client sees a truncated, failed transfer) and the connection is handed
-// back at once. Clients reading huge lists over slow links page with `limit`.
+// The whole list is read by one statement in one transaction, from one
+// snapshot: a consistent list, at the price of holding a pooled connection
+// while the client reads. That is bounded: when the list is not finished
+// `deadlineMs` after it began (DB_STATEMENT_TIMEOUT_MS, as for any
+// statement), the response is cut off (the client sees a failed transfer)
+// and the connection is closed, which ends the statement in PostgreSQL; the
+// pool opens another. Clients reading huge lists over slow links page with
+// `limit`.
 //
-// A list that fits in the first batch, the common case, is answered as one
-// buffer, exactly as before streaming existed.
+// A list that fits in one piece, the common case, is answered as one buffer,
+// exactly as before streaming existed, in the same single round trip.
 import { Readable } from 'node:stream';
 import type { RawDataRow } from './raw-row-client.js';
 import { toWire, type Connection, type PipelinedStatement } from './transaction-pipeline.js';
@@ -30,23 +34,21 @@ export interface ChunkedCollector {
 }
 
 export interface RowStreamOptions {
-  /** Rows of the first batch: a list this long or shorter is answered in one piece. */
-  firstBatchRows: number;
-  /** About how many bytes each later batch should render to (its row count follows the rows seen so far). */
-  batchBytes: number;
+  /** About how many bytes each piece of the body holds; a body this size or smaller is one Buffer. */
+  pieceBytes: number;
   /** How long the whole list may take, the client's reading included. */
   deadlineMs: number;
 }
 
-export const DEFAULT_ROW_STREAM_OPTIONS: Omit<RowStreamOptions, 'deadlineMs'> = {
-  firstBatchRows: 32,
-  batchBytes: 256 * 1024,
-};
+export const DEFAULT_PIECE_BYTES = 256 * 1024;
 
-/** The response was cut because its reader did not take it in time. */
-export class SlowReaderError extends Error {}
+/** The response was cut because it was not read in time, or its reader went away. */
+export class ListAbandonedError extends Error {}
 
-type State = 'executing' | 'suspended' | 'syncing' | 'done';
+/** What a streamed transaction needs of the connection beyond the pipeline's part. */
+interface StreamConnection extends Connection {
+  stream: Connection['stream'] & { pause(): void; resume(): void; destroy(): void };
+}
 
 class ListBody extends Readable {
   constructor(private readonly wantMore: () => void, private readonly stop: () => void) {
@@ -58,30 +60,28 @@ class ListBody extends Readable {
   }
 
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
-    this.stop(); // the client went away or the deadline passed: no more batches
+    this.stop(); // the client went away, or the deadline passed
     callback(error);
   }
 }
 
 export class StreamedTransaction {
-  /** Called once the transaction is over and the connection can be reused (or must be discarded). */
+  /** Called once: the connection can be reused (null, or a server error) or must be discarded (any other error). */
   callback?: (error: Error | null) => void;
-  /** Resolves with the first piece (the whole body if it was short), or rejects with the error that prevented it. */
+  /** Resolves with the whole body when it is short, else a Readable; rejects with the error that came first. */
   readonly started: Promise<Buffer | Readable>;
 
   private resolveStarted!: (body: Buffer | Readable) => void;
   private rejectStarted!: (error: Error) => void;
-  private connection?: Connection;
-  private state: State = 'executing';
+  private connection?: StreamConnection;
   private statementIndex = 0;
   private readonly parsing: string[] = [];
   private parsed = 0;
   private body?: ListBody;
-  private aborted = false;
-  /** The last piece was handed over: the reader has the whole list. */
-  private delivered = false;
-  private rowsSeen = 0;
-  private bytesSeen = 0;
+  private paused = false;
+  /** The body is complete, or failed: no more rows are rendered. */
+  private settled = false;
+  private done = false;
   private timer?: NodeJS.Timeout;
   private collectorError?: Error;
   private readonly onParseComplete = () => {
@@ -100,7 +100,7 @@ export class StreamedTransaction {
     this.started.catch(() => {}); // observed by the caller; never an unhandled rejection
   }
 
-  submit(connection: Connection): Error | null {
+  submit(connection: StreamConnection): Error | null {
     let values: (string | null)[][];
     try {
       values = this.statements.map((statement) => statement.values.map(toWire));
@@ -109,10 +109,9 @@ export class StreamedTransaction {
     }
     this.connection = connection;
     connection.on('parseComplete', this.onParseComplete);
-    this.timer = setTimeout(() => this.abort(new SlowReaderError('the list was not read within the statement timeout')), this.options.deadlineMs);
+    this.timer = setTimeout(() => this.abandon(new ListAbandonedError('the list was not read within the statement timeout')), this.options.deadlineMs);
     connection.stream.cork();
     try {
-      const last = this.statements.length - 1;
       this.statements.forEach((statement, i) => {
         const name = statement.name ?? '';
         if (!name || connection.parsedStatements[name] !== statement.text) {
@@ -121,9 +120,9 @@ export class StreamedTransaction {
         }
         connection.bind({ portal: '', statement: name, values: values[i] });
         connection.describe({ type: 'P', name: '' });
-        connection.execute({ portal: '', rows: i === last ? this.options.firstBatchRows : 0 });
+        connection.execute({ portal: '', rows: 0 });
       });
-      connection.flush();
+      connection.sync();
     } finally {
       connection.stream.uncork();
     }
@@ -133,52 +132,33 @@ export class StreamedTransaction {
   handleRowDescription(): void {}
 
   handleDataRow(row: RawDataRow): void {
-    if (this.statementIndex !== this.statements.length - 1 || this.collectorError || this.aborted) return;
+    if (this.statementIndex !== this.statements.length - 1 || this.settled || this.collectorError) return;
     try {
-      const before = this.collector.pending;
       this.collector.add(row);
-      this.rowsSeen += 1;
-      this.bytesSeen += this.collector.pending - before;
     } catch (error) {
       this.collectorError = error as Error;
+      return;
     }
+    if (this.collector.pending >= this.options.pieceBytes) this.handOver(this.collector.take());
   }
 
   handleCommandComplete(): void {
     this.statementIndex += 1;
-    if (this.statementIndex !== this.statements.length) return;
-    // Every row is in; the reader need not wait for the read-only commit.
-    if (!this.aborted && !this.collectorError) this.deliverRest();
-    this.sync();
+    // Every row is in: the reader need not wait for the read-only commit.
+    if (this.statementIndex === this.statements.length && !this.settled && !this.collectorError) this.deliverRest();
   }
 
   handleEmptyQuery(): void {
     this.handleCommandComplete();
   }
 
-  /** A batch is in: hand it to the reader, and fetch the next once it wants more. */
-  handlePortalSuspended(): void {
-    if (this.aborted || this.collectorError) return this.sync();
-    const piece = this.collector.take();
-    if (!this.body) {
-      this.body = new ListBody(
-        () => this.next(),
-        () => this.abort(),
-      );
-      this.resolveStarted(this.body);
-    }
-    this.state = 'suspended';
-    if (this.body.push(piece)) this.next();
-  }
+  handlePortalSuspended(): void {}
 
   handleCopyInResponse(): void {}
 
   handleCopyData(): void {}
 
   handleError(error: Error): void {
-    // After a server error PostgreSQL skips to the next Sync: send it, so
-    // the connection comes back. Any other error means the connection is lost.
-    if (this.state !== 'syncing' && this.state !== 'done' && 'severity' in error) this.sync();
     this.finish(error);
   }
 
@@ -186,52 +166,25 @@ export class StreamedTransaction {
     this.finish(null);
   }
 
-  /** The next batch, sized to hold about batchBytes of rendered rows. */
-  private next(): void {
-    if (this.state !== 'suspended' || this.aborted || !this.connection) return;
-    const bytesPerRow = Math.max(1, this.bytesSeen / Math.max(1, this.rowsSeen));
-    const rows = Math.max(1, Math.min(10_000, Math.floor(this.options.batchBytes / bytesPerRow)));
-    this.state = 'executing';
-    this.connection.execute({ portal: '', rows });
-    this.connection.flush();
-  }
-
-  private sync(): void {
-    if (this.state === 'syncing' || this.state === 'done' || !this.connection) return;
-    this.state = 'syncing';
-    this.connection.sync();
-  }
-
-  /** Stops the list: the reader gets an error, the connection is synced and returned. */
-  private abort(error?: Error): void {
-    if (this.aborted || this.state === 'done') return;
-    this.aborted = true;
-    if (this.state === 'suspended') this.sync(); // else at the end of the batch being executed
-    if (error) {
-      if (this.body) this.body.destroy(error);
-      else this.rejectStarted(error);
+  /** A piece for the reader; when it has enough queued, PostgreSQL waits. */
+  private handOver(piece: Buffer): void {
+    if (!this.body) {
+      this.body = new ListBody(
+        () => this.resumeReading(),
+        () => this.abandon(),
+      );
+      this.resolveStarted(this.body);
+    }
+    if (!this.body.push(piece) && !this.paused) {
+      this.paused = true;
+      this.connection?.stream.pause();
     }
   }
 
-  private finish(error: Error | null): void {
-    if (this.state === 'done') return;
-    this.state = 'done';
-    clearTimeout(this.timer);
-    const connection = this.connection;
-    if (connection) {
-      connection.removeListener('parseComplete', this.onParseComplete);
-      for (const name of this.parsing.slice(0, this.parsed)) {
-        if (name) connection.parsedStatements[name] = this.statements.find((s) => s.name === name)!.text;
-      }
-    }
-    const failure = error ?? this.collectorError;
-    if (failure && !this.delivered) {
-      if (this.body) this.body.destroy(failure);
-      else this.rejectStarted(failure);
-    } else if (!this.delivered && !this.body) {
-      this.rejectStarted(new SlowReaderError('the list was abandoned'));
-    }
-    this.callback?.(error);
+  private resumeReading(): void {
+    if (!this.paused || this.done) return;
+    this.paused = false;
+    this.connection?.stream.resume();
   }
 
   private deliverRest(): void {
@@ -242,12 +195,50 @@ export class StreamedTransaction {
       this.collectorError = error as Error;
       return;
     }
-    this.delivered = true;
+    this.settled = true;
+    // The body is complete: its reader will not ask for more, and what is left
+    // on the socket (the commit's ReadyForQuery) must still be read.
+    this.resumeReading();
     if (this.body) {
       this.body.push(rest);
       this.body.push(null);
     } else {
-      this.resolveStarted(rest); // it all fitted in the first batch
+      this.resolveStarted(rest);
     }
+  }
+
+  /**
+   * The reader went away or the deadline passed before the list was sent:
+   * the body fails (a cut-off transfer) and the connection is closed, which
+   * ends the statement in PostgreSQL even while it waits to send.
+   */
+  private abandon(reason?: Error): void {
+    if (this.done || this.settled) return;
+    this.settled = true;
+    const error = reason ?? new ListAbandonedError('the reader went away');
+    if (this.body && !this.body.destroyed) this.body.destroy(error);
+    else if (!this.body) this.rejectStarted(error);
+    this.connection?.stream.destroy();
+    this.finish(error);
+  }
+
+  private finish(error: Error | null): void {
+    if (this.done) return;
+    this.done = true;
+    clearTimeout(this.timer);
+    const connection = this.connection;
+    if (connection) {
+      connection.removeListener('parseComplete', this.onParseComplete);
+      for (const name of this.parsing.slice(0, this.parsed)) {
+        if (name) connection.parsedStatements[name] = this.statements.find((s) => s.name === name)!.text;
+      }
+    }
+    const failure = error ?? this.collectorError;
+    if (failure && !this.settled) {
+      this.settled = true;
+      if (this.body) this.body.destroy(failure);
+      else this.rejectStarted(failure);
+    }
+    this.callback?.(error);
   }
 }

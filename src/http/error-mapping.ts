@@ -2,6 +2,7 @@
 // validation — into problem details. SQLSTATEs map as PostgREST maps them.
 import type { FastifyError } from 'fastify';
 import { InvalidTokenError, KeySourceUnavailableError } from '../auth/token-verifier.js';
+import { UserBusyError } from '../db/per-user-slots.js';
 import { DatabaseUnavailableError } from '../db/request-transaction.js';
 import { ProblemError, RETRY_AFTER_SECONDS, type FieldError } from './problem.js';
 import { DESCRIPTION_MAX, TITLE_MAX } from './schemas.js';
@@ -150,6 +151,9 @@ export function toProblem(error: unknown): ProblemError | undefined {
           : 'Bearer',
       },
     });
+  }
+  if (error instanceof UserBusyError) {
+    return unavailable('Too many of your lists are being sent at once; retry shortly.');
   }
   if (error instanceof KeySourceUnavailableError) {
     if (error.retryAfterSeconds !== undefined) {
