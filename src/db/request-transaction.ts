@@ -12,7 +12,7 @@ import type pg from 'pg';
 import { NamedStatements } from './named-statements.js';
 import { createUserSlots } from './per-user-slots.js';
 import { poolerHadNoServer } from './pooler-errors.js';
-import { DEFAULT_PIECE_BYTES, StreamedTransaction, type ChunkedCollector } from './row-stream.js';
+import { DEFAULT_MAX_BYTES_PER_SECOND, DEFAULT_PIECE_BYTES, StreamedTransaction, type ChunkedCollector } from './row-stream.js';
 import type { PipelinedStatement, RowCollector } from './transaction-pipeline.js';
 
 export type AccessMode = 'read' | 'write';
@@ -111,11 +111,11 @@ export function createRequestRunner(options: RequestRunnerOptions): RequestRunne
     values: [identity.claimsJson, statementTimeout, maxTasks, mode === 'read' ? 'on' : 'off', maxBytes, maxIdempotencyKeys],
   });
 
-  // A third of the pool, at most, streams one user's lists; the rest stays for
-  // everyone else. A list waiting for a slot gets one when a list ends or is
-  // cut off at the statement timeout, so it waits up to twice that.
-  const poolSize = (options.pool as unknown as { options?: { max?: number } }).options?.max ?? 10;
-  const listSlots = createUserSlots(Math.max(1, Math.floor(poolSize / 3)), 2 * options.statementTimeoutMs);
+  // One list of a user at a time: the rest of the pool, and of the gateway's
+  // CPU, stays for everyone else. A list waiting for the slot gets it when the
+  // list before ends or is cut off at the statement timeout, so it waits up
+  // to twice that.
+  const listSlots = createUserSlots(1, 2 * options.statementTimeoutMs);
 
   async function stream(identity: RequestIdentity & { sub: string }, statement: Statement, collector: ChunkedCollector): Promise<Buffer | Readable> {
     const releaseSlot = await listSlots.acquire(identity.sub);
@@ -132,6 +132,7 @@ export function createRequestRunner(options: RequestRunnerOptions): RequestRunne
       const transaction = new StreamedTransaction(statements.forNextRun([settingsFor(identity, 'read'), statement]), collector, {
         pieceBytes: DEFAULT_PIECE_BYTES,
         deadlineMs: options.statementTimeoutMs,
+        maxBytesPerSecond: DEFAULT_MAX_BYTES_PER_SECOND,
       });
       // The transaction ends after the body was handed over, when the list has been sent.
       const ended = new Promise<void>((resolve) => {
