@@ -27,16 +27,17 @@ $$;
 
 grant execute on function api.advisory_lock_key(text[]) to authenticated;
 
--- The lock every write that counts against a user's limits takes first.
-create or replace function api.lock_user_limits(p_user_id text)
+-- The lock every write that counts against the calling user's limits takes
+-- first. Only the caller's own: nobody can hold up another user's writes.
+create or replace function api.lock_user_limits()
 returns void
 language sql
 volatile
 as $$
-  select pg_advisory_xact_lock(api.advisory_lock_key('api.user_limits', p_user_id))
+  select pg_advisory_xact_lock(api.advisory_lock_key('api.user_limits', api.current_user_id()))
 $$;
 
-grant execute on function api.lock_user_limits(text) to authenticated;
+grant execute on function api.lock_user_limits() to authenticated;
 
 -- The limits, with their defaults when the gateway did not set them. 16 MiB
 -- holds 10,000 tasks of a 255-byte title and a 1,400-byte description.
@@ -82,36 +83,37 @@ $$;
 grant execute on function api.task_bytes(text, text) to authenticated;
 grant execute on function api.idempotency_record_bytes(text, text, jsonb) to authenticated;
 
--- The user's stored bytes. Runs as the writing user, under row-level
--- security: their own rows only.
-create or replace function api.stored_bytes(p_user_id text)
+-- The calling user's stored bytes (under row-level security, as the caller:
+-- their own rows only).
+create or replace function api.stored_bytes()
 returns bigint
 language sql
 stable
 as $$
-  select coalesce((select sum(api.task_bytes(t.title, t.description)) from api.tasks t where t.user_id = p_user_id), 0)
+  select coalesce((select sum(api.task_bytes(t.title, t.description))
+                     from api.tasks t where t.user_id = (select api.current_user_id())), 0)
        + coalesce((select sum(api.idempotency_record_bytes(k.key, k.request_hash, k.response))
-                     from api.idempotency_keys k where k.user_id = p_user_id), 0)
+                     from api.idempotency_keys k where k.user_id = (select api.current_user_id())), 0)
 $$;
 
-grant execute on function api.stored_bytes(text) to authenticated;
+grant execute on function api.stored_bytes() to authenticated;
 
--- Refuses a write that would take the user past the byte quota. The caller
--- holds the user's lock; p_added is what the write adds.
-create or replace function api.check_byte_quota(p_user_id text, p_added bigint)
+-- Refuses a write that would take the calling user past the byte quota. The
+-- caller holds the user's lock; p_added is what the write adds.
+create or replace function api.check_byte_quota(p_added bigint)
 returns void
 language plpgsql
 stable
 as $$
 begin
-  if api.stored_bytes(p_user_id) + p_added > api.max_bytes_per_user() then
+  if api.stored_bytes() + p_added > api.max_bytes_per_user() then
     raise exception 'storage quota of % bytes per user reached; delete or shorten some tasks first', api.max_bytes_per_user()
       using errcode = 'PT409', detail = 'byte-quota-reached';
   end if;
 end
 $$;
 
-grant execute on function api.check_byte_quota(text, bigint) to authenticated;
+grant execute on function api.check_byte_quota(bigint) to authenticated;
 
 -- The task limit as before, now under the user-limits lock, and the byte
 -- quota with it.
@@ -128,13 +130,13 @@ begin
     return new;
   end if;
 
-  perform api.lock_user_limits(owner_id);
+  perform api.lock_user_limits();
   select count(*) into task_count from api.tasks where user_id = owner_id;
   if task_count >= api.max_tasks_per_user() then
     raise exception 'task limit of % tasks per user reached; delete some tasks first', api.max_tasks_per_user()
       using errcode = 'PT409', detail = 'task-limit-reached';
   end if;
-  perform api.check_byte_quota(owner_id, api.task_bytes(new.title, new.description));
+  perform api.check_byte_quota(api.task_bytes(new.title, new.description));
   return new;
 end
 $$;
@@ -153,8 +155,8 @@ begin
   if owner_id is null or growth <= 0 then
     return new;
   end if;
-  perform api.lock_user_limits(owner_id);
-  perform api.check_byte_quota(owner_id, growth);
+  perform api.lock_user_limits();
+  perform api.check_byte_quota(growth);
   return new;
 end
 $$;
@@ -178,14 +180,14 @@ begin
   if owner_id is null then
     return new;
   end if;
-  perform api.lock_user_limits(owner_id);
+  perform api.lock_user_limits();
   delete from api.idempotency_keys k where k.user_id = owner_id and k.expires_at <= now();
   select count(*) into key_count from api.idempotency_keys k where k.user_id = owner_id;
   if key_count >= api.max_idempotency_keys_per_user() then
     raise exception 'limit of % Idempotency-Keys per user in 24 hours reached; retry without one or later', api.max_idempotency_keys_per_user()
       using errcode = 'PT409', detail = 'idempotency-key-limit-reached';
   end if;
-  perform api.check_byte_quota(owner_id, api.idempotency_record_bytes(new.key, new.request_hash, new.response));
+  perform api.check_byte_quota(api.idempotency_record_bytes(new.key, new.request_hash, new.response));
   return new;
 end
 $$;
@@ -326,11 +328,11 @@ drop trigger if exists idempotency_keys_enforce_limits on api.idempotency_keys;
 drop function if exists api.idempotency_keys_enforce_limits();
 drop trigger if exists tasks_enforce_byte_quota_on_update on api.tasks;
 drop function if exists api.tasks_enforce_byte_quota_on_update();
-drop function if exists api.check_byte_quota(text, bigint);
-drop function if exists api.stored_bytes(text);
+drop function if exists api.check_byte_quota(bigint);
+drop function if exists api.stored_bytes();
 drop function if exists api.idempotency_record_bytes(text, text, jsonb);
 drop function if exists api.task_bytes(text, text);
 drop function if exists api.max_idempotency_keys_per_user();
 drop function if exists api.max_bytes_per_user();
-drop function if exists api.lock_user_limits(text);
+drop function if exists api.lock_user_limits();
 drop function if exists api.advisory_lock_key(text[]);

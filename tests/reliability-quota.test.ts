@@ -111,7 +111,7 @@ describe('the per-user byte quota', () => {
     expectQuotaReached(refused!);
     expect(await list(alice)).toEqual([]);
     // The records stored stay within the quota.
-    const stored = await committedAsUser(alice.sub, async (client) => (await client.query('select api.stored_bytes($1) as b', [alice.sub])).rows[0].b);
+    const stored = await committedAsUser(alice.sub, async (client) => (await client.query('select api.stored_bytes() as b')).rows[0].b);
     expect(Number(stored)).toBeLessThanOrEqual(MAX_BYTES);
   });
 
