@@ -139,7 +139,8 @@ describe('cached verification and the JWKS', () => {
   async function setUp(verifier: Record<string, unknown>) {
     const server = await startJwksServer();
     servers.push(server);
-    const app = await createTestApp({ verifier: { jwksUrl: server.jwksUrl, ...verifier } });
+    // One process: what is asserted is what one gateway's JWKS cache remembers.
+    const app = await createTestApp({ verifier: { jwksUrl: server.jwksUrl, ...verifier }, replicas: 1 });
     apps.push(app);
     return { server, app };
   }
