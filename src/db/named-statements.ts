@@ -36,7 +36,8 @@ export class NamedStatements {
 
   /** After a failed run: whether it failed for a lost name (names are then off, and the run may be repeated). */
   lost(error: unknown): boolean {
-    if (!this.enabled || !lostNamedStatement(error)) return false;
+    // Another request may have turned names off meanwhile: this run still used them.
+    if (!lostNamedStatement(error)) return false;
     this.enabled = false;
     return true;
   }
