@@ -66,13 +66,13 @@ insert into pg_temp.allowed_function values ('api.create_task_idempotent(text, j
 insert into pg_temp.allowed_function values ('api.task_list_version()',                               'authenticated', false);
 insert into pg_temp.allowed_function values ('api.list_tasks_page(text, boolean, integer, timestamp with time zone, uuid, text)', 'authenticated', false);  -- one page of the caller's list, under RLS
 insert into pg_temp.allowed_function values ('api.advisory_lock_key(text[])',                         'authenticated', false);
-insert into pg_temp.allowed_function values ('api.lock_user_limits(text)',                            'authenticated', false);
+insert into pg_temp.allowed_function values ('api.lock_user_limits()',                                'authenticated', false);
 insert into pg_temp.allowed_function values ('api.max_bytes_per_user()',                              'authenticated', false);
 insert into pg_temp.allowed_function values ('api.max_idempotency_keys_per_user()',                   'authenticated', false);
 insert into pg_temp.allowed_function values ('api.task_bytes(text, text)',                            'authenticated', false);
 insert into pg_temp.allowed_function values ('api.idempotency_record_bytes(text, text, jsonb)',       'authenticated', false);
-insert into pg_temp.allowed_function values ('api.stored_bytes(text)',                                'authenticated', false);
-insert into pg_temp.allowed_function values ('api.check_byte_quota(text, bigint)',                    'authenticated', false);
+insert into pg_temp.allowed_function values ('api.stored_bytes()',                                    'authenticated', false);
+insert into pg_temp.allowed_function values ('api.check_byte_quota(bigint)',                          'authenticated', false);
 insert into pg_temp.allowed_function values ('api.begin_write(timestamp with time zone)',             'authenticated', false);
 insert into pg_temp.allowed_function values ('api.check_write_deadline()',                            'authenticated', false);
 insert into pg_temp.allowed_function values ('public.task_api_schema_versions()',                     'authenticator', true);  -- start-up check: applied migration versions

@@ -27,7 +27,7 @@ export async function servedOpenApiDocument(): Promise<OpenAPI3> {
   const unused = async () => {
     throw new Error('not available while generating client types');
   };
-  const app = await buildApp({ pool, runAsUser: unused, verify: unused, corsOrigins: [], logLevel: 'silent' });
+  const app = await buildApp({ pool, runAsUser: Object.assign(unused, { stream: unused }), verify: unused, corsOrigins: [], logLevel: 'silent' });
   try {
     const response = await app.inject({ method: 'GET', url: '/openapi.json' });
     if (response.statusCode !== 200) throw new Error(`GET /openapi.json answered ${response.statusCode}`);

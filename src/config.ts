@@ -29,6 +29,10 @@ export interface Config {
   jwtClockToleranceSeconds: number;
   corsOrigins: string[];
   maxTasksPerUser: number;
+  /** Stored bytes per user: titles, descriptions and idempotency records together. */
+  maxBytesPerUser: number;
+  /** Idempotency-Keys a user may have live (24 hours each). */
+  maxIdempotencyKeysPerUser: number;
   pool: PoolSettings;
   logLevel: string;
   /** Use named prepared statements (off behind transaction-mode poolers that cannot keep them). */
@@ -149,6 +153,8 @@ export function loadConfig(env: Env = process.env): Config {
     jwtClockToleranceSeconds: integer(env, 'JWT_CLOCK_TOLERANCE', 5, 0, 300, problems),
     corsOrigins,
     maxTasksPerUser: integer(env, 'MAX_TASKS_PER_USER', 10_000, 1, 10_000_000, problems),
+    maxBytesPerUser: integer(env, 'MAX_BYTES_PER_USER', 16 * 1024 * 1024, 1024, 1024 ** 4, problems),
+    maxIdempotencyKeysPerUser: integer(env, 'MAX_IDEMPOTENCY_KEYS_PER_USER', 10_000, 1, 10_000_000, problems),
     pool: {
       max: integer(env, 'DB_POOL_MAX', 10, 1, 1000, problems),
       connectTimeoutMs: integer(env, 'DB_CONNECT_TIMEOUT_MS', 10_000, 100, 120_000, problems),

@@ -61,6 +61,8 @@ export async function startServer(config: Config): Promise<RunningServer> {
     statementTimeoutMs: config.pool.statementTimeoutMs,
     connectRetryMs: config.pool.connectRetryMs,
     maxTasksPerUser: config.maxTasksPerUser,
+    maxBytesPerUser: config.maxBytesPerUser,
+    maxIdempotencyKeysPerUser: config.maxIdempotencyKeysPerUser,
   });
   const cursorSecret = config.cursorSecret ?? jwtSecret;
   const drain = new DrainState();

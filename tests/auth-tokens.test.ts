@@ -275,10 +275,21 @@ describe('signatures and algorithms', () => {
     });
   });
 
-  it('an EdDSA token with a kid the JWKS does not publish is 401', async () => {
+  it('an EdDSA token with a kid the JWKS does not publish is refused: 401 after a refetch, 503 + Retry-After during its cooldown', async () => {
     const sub = newUser('unknownkid');
     const stranger = await createSigningKey('EdDSA');
-    await expectRejected(sub, { headers: bearer(await signAsymmetric(claims(sub), stranger)) }, true);
+    const headers = bearer(await signAsymmetric(claims(sub), stranger));
+    for (const base of ['/api/tasks', `/api/${encodeURIComponent(sub)}/tasks`]) {
+      for (const response of [await list(headers, base), await create(headers, base)]) {
+        if (response.statusCode === 503) {
+          expect(response.headers['retry-after']).toMatch(/^\d+$/);
+          expect(response.json()).toMatchObject({ type: '/problems/unavailable', status: 503 });
+        } else {
+          expectProblem401(response, true);
+        }
+      }
+    }
+    await expectNoTasks(sub);
   });
 
   it('an EdDSA token without a kid, signed by an unpublished key, is 401', async () => {
@@ -534,7 +545,11 @@ describe('the JWKS endpoint', () => {
       const concurrent = await Promise.all(tokens.slice(0, 10).map((token) => app.app.inject({ url: '/api/tasks', headers: bearer(token) })));
       const sequential: LightMyRequestResponse[] = [];
       for (const token of tokens.slice(10)) sequential.push(await app.app.inject({ url: '/api/tasks', headers: bearer(token) }));
-      for (const response of [...concurrent, ...sequential]) expectProblem401(response, true);
+      // Refused: 401 once a refetch shows the kid unknown, 503 while another refetch is not allowed.
+      for (const response of [...concurrent, ...sequential]) {
+        if (response.statusCode === 503) expect(response.headers['retry-after']).toMatch(/^\d+$/);
+        else expectProblem401(response, true);
+      }
 
       expect(server.fetches - before).toBeLessThanOrEqual(2);
       // The real key still verifies after the flood.

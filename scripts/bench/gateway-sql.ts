@@ -59,7 +59,7 @@ export function gatewaySqlScript(op: Operation): string {
     '\\set uid random(1, :users)',
     '\\set n random(1, :tasks)',
     '\\startpipeline',
-    `${bind(SET_ROLE_AND_CLAIMS.text, [CLAIMS, `'5000ms'`, `'10000'`, mode === 'read' ? `'on'` : `'off'`])};`,
+    `${bind(SET_ROLE_AND_CLAIMS.text, [CLAIMS, `'5000ms'`, `'10000'`, mode === 'read' ? `'on'` : `'off'`, `''`, `''`])};`,
     // A write's deadline, 26 s ahead as with the gateway's defaults (statement timeout + connection budget + 1 s).
     ...(mode === 'write' ? [`${bind(BEGIN_WRITE.text, [`clock_timestamp() + interval '26 seconds'`])};`] : []),
     `${bind(text, values)};`,

@@ -1,4 +1,5 @@
 // npm run bench [-- --duration 10 --connections 16 --smoke --ops list,get --keys hs256,eddsa]
+// npm run bench -- --scenario abuse [--abusers 10]: only the abuse scenario (scripts/bench/abuse.ts)
 //
 // Seeds a database with many users × tasks, starts the real gateway as a
 // process, and drives it with wrk, beside two pgbench baselines at the same
@@ -26,6 +27,7 @@ import { projectRoot } from '../../src/db/migrate.js';
 import { startJwksStandIn } from './jwks-stand-in.js';
 import { gatewaySqlScript, REFERENCE_SCRIPTS, type Operation } from './gateway-sql.js';
 import { ensureTool, runPgbench, runWrk, type Measurement } from './tools.js';
+import { runAbuseScenario, seedAbuser } from './abuse.js';
 import { onlyPostmasterHere, postmasterFromDataDirectory, postmasterOfBackend } from './cpu-usage.js';
 
 interface Options {
@@ -37,6 +39,10 @@ interface Options {
   keys: ('hs256' | 'eddsa')[];
   baselines: boolean;
   smoke: boolean;
+  /** Only this scenario instead of the operations ("abuse"). */
+  scenario?: 'abuse';
+  /** Clients looping on the abusive list. */
+  abusers: number;
 }
 
 const ALL_OPS: Operation[] = ['list', 'get', 'create', 'toggle', 'patch', 'delete-recreate', 'mix'];
@@ -57,6 +63,8 @@ function parseOptions(argv: string[]): Options {
     keys: (value('keys')?.split(',') as Options['keys']) ?? (smoke ? ['hs256'] : ['hs256', 'eddsa']),
     baselines: !argv.includes('--no-baselines'),
     smoke,
+    scenario: value('scenario') === 'abuse' ? 'abuse' : undefined,
+    abusers: Number(value('abusers') ?? 10),
   };
 }
 
@@ -179,6 +187,7 @@ async function main() {
   try {
     process.stderr.write(`seeding ${options.users} users × ${options.tasksPerUser} tasks…\n`);
     await seed(database.ownerUrl, options.users, options.tasksPerUser);
+    const abuserTasks = options.scenario === 'abuse' ? await seedAbuser(database.ownerUrl) : 0;
 
     const userIds = Array.from({ length: options.users }, (_, i) => `bench-user-${i + 1}`);
     const tokens = {
@@ -204,6 +213,32 @@ async function main() {
     const warmupData = path.join(workDir, 'wrk-warmup.lua');
     await writeWrkData(warmupData, tokens.hs256, options.tasksPerUser);
     await runWrk({ url: gateway.url, op: 'mix', dataFile: warmupData, connections: options.connections, durationSeconds: options.smoke ? 1 : 3 });
+
+    if (options.scenario === 'abuse') {
+      const dataFile = path.join(workDir, 'wrk-hs256.lua');
+      await writeWrkData(dataFile, tokens.hs256, options.tasksPerUser);
+      const abuse = await runAbuseScenario({
+        gateway,
+        jwtSecret: JWT_SECRET,
+        dataFile,
+        connections: options.connections,
+        durationSeconds: options.durationSeconds,
+        abusers: options.abusers,
+        abuserTasks,
+      });
+      console.log(
+        `\nTask API abuse scenario: ${options.abusers} clients looping on one user's list of ${abuserTasks} tasks ` +
+          `(the most MAX_BYTES_PER_USER allows, descriptions of 10,000 × U+0001), while ${options.connections} connections of ` +
+          `${options.users} other users do gets and lists (HS256), ${options.durationSeconds} s per run, ${database.description}\n\n` +
+          `${formatTable(abuse.rows)}\n\nabuser: ${formatTable([abuse.abuser])}`,
+      );
+      const outDir = path.join(projectRoot, 'bench-results');
+      await mkdir(outDir, { recursive: true });
+      const outFile = path.join(outDir, `bench-abuse-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
+      await writeFile(outFile, JSON.stringify({ options, database: database.description, abuserTasks, ...abuse }, null, 2));
+      console.log(`results: ${path.relative(projectRoot, outFile)}`);
+      return;
+    }
 
     const results: Record<string, unknown>[] = [];
     // The gateway's peak RSS over each run (and over the whole benchmark).

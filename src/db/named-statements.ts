@@ -29,6 +29,19 @@ export class NamedStatements {
     return this.enabled;
   }
 
+  /** The statements as the next run sends them (for a streamed list, which runs them itself). */
+  forNextRun(statements: PipelinedStatement[]): PipelinedStatement[] {
+    return this.enabled ? statements : unnamed(statements);
+  }
+
+  /** After a failed run: whether it failed for a lost name (names are then off, and the run may be repeated). */
+  lost(error: unknown): boolean {
+    // Another request may have turned names off meanwhile: this run still used them.
+    if (!lostNamedStatement(error)) return false;
+    this.enabled = false;
+    return true;
+  }
+
   async run<Result>(
     client: pg.PoolClient,
     statements: PipelinedStatement[],

@@ -7,12 +7,15 @@
 // pipelined batch with a single Sync: one write, one round trip, every value
 // a bound parameter, committed by PostgreSQL before it answers
 // (see transaction-pipeline.ts).
+import type { Readable } from 'node:stream';
 import type pg from 'pg';
 import type { ConnectionGate } from './connection-gate.js';
 import { NamedStatements } from './named-statements.js';
+import { createUserSlots } from './per-user-slots.js';
 import { poolerHadNoServer } from './pooler-errors.js';
 import type { BatchProgress, PipelinedStatement, RowCollector } from './transaction-pipeline.js';
 import { gatewayNow, writeDeadline } from './write-deadline.js';
+import { DEFAULT_MAX_BYTES_PER_SECOND, DEFAULT_PIECE_BYTES, StreamedTransaction, type ChunkedCollector } from './row-stream.js';
 
 export type AccessMode = 'read' | 'write';
 
@@ -33,15 +36,24 @@ export interface RequestRunnerOptions {
   maxTasksPerUser: number;
   /** Refuses requests at once while the database is known to be down (see connection-gate.ts). */
   gate?: ConnectionGate;
+  /** Unset: the database's default (migrations/20261202130000_storage_quota_and_lock_keys.sql). */
+  maxBytesPerUser?: number;
+  maxIdempotencyKeysPerUser?: number;
 }
 
 /** Runs one statement as the user; the collector makes the result of its rows. */
-export type RequestRunner = <Result>(
+export type RequestRunner = (<Result>(
   identity: RequestIdentity,
   mode: AccessMode,
   statement: Statement,
   collector: RowCollector<Result>,
-) => Promise<Result>;
+) => Promise<Result>) & {
+  /**
+   * Runs one read as the user and streams the rendered rows (src/db/row-stream.ts):
+   * a Buffer when the result is short, else a Readable to send as the body.
+   */
+  stream(identity: RequestIdentity & { sub: string }, statement: Statement, collector: ChunkedCollector): Promise<Buffer | Readable>;
+};
 
 /**
  * The first statement of every request. A read is made read-only
@@ -55,7 +67,9 @@ export const SET_ROLE_AND_CLAIMS = {
     "set_config('statement_timeout', $2, true), " +
     "set_config('task_api.max_tasks_per_user', $3, true), " +
     "set_config('transaction_read_only', $4, true), " +
-    "set_config('timezone', 'UTC', true)",
+    "set_config('timezone', 'UTC', true), " +
+    "set_config('task_api.max_bytes_per_user', $5, true), " +
+    "set_config('task_api.max_idempotency_keys_per_user', $6, true)",
 };
 
 /** An error PostgreSQL reported (it has a SQLSTATE); anything else means the connection failed. */
@@ -88,6 +102,13 @@ function endedTheSession(error: unknown): boolean {
   return severity === 'FATAL' || severity === 'PANIC';
 }
 
+/** Refused at once while the connection gate is shut: nothing was sent. */
+function notAttempted(retryAfterSeconds: number): DatabaseUnavailableError {
+  const refused = new DatabaseUnavailableError('the database is down; not attempted');
+  refused.retryAfterSeconds = retryAfterSeconds;
+  return refused;
+}
+
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
@@ -117,8 +138,69 @@ export function createRequestRunner(options: RequestRunnerOptions): RequestRunne
   // connection budget) before the statements' own time starts.
   const writeBudgetMs = options.statementTimeoutMs + options.connectRetryMs + 1_000;
   const gate = options.gate;
+  const maxBytes = String(options.maxBytesPerUser ?? '');
+  const maxIdempotencyKeys = String(options.maxIdempotencyKeysPerUser ?? '');
+  const settingsFor = (identity: RequestIdentity, mode: AccessMode): Statement => ({
+    ...SET_ROLE_AND_CLAIMS,
+    values: [identity.claimsJson, statementTimeout, maxTasks, mode === 'read' ? 'on' : 'off', maxBytes, maxIdempotencyKeys],
+  });
 
-  return async function runAsUser<Result>(
+  // One list of a user at a time: the rest of the pool, and of the gateway's
+  // CPU, stays for everyone else. A list waiting for the slot gets it when the
+  // list before ends or is cut off at the statement timeout, so it waits up
+  // to twice that.
+  const listSlots = createUserSlots(1, 2 * options.statementTimeoutMs);
+
+  async function stream(identity: RequestIdentity & { sub: string }, statement: Statement, collector: ChunkedCollector): Promise<Buffer | Readable> {
+    const retryAfter = gate?.retryAfterSeconds();
+    if (retryAfter !== undefined) throw notAttempted(retryAfter);
+    const releaseSlot = await listSlots.acquire(identity.sub);
+    // One connection budget per request, however many times the pooler says "no server yet".
+    const deadline = Date.now() + options.connectRetryMs;
+    for (;;) {
+      let client: pg.PoolClient;
+      try {
+        client = await connectWithRetry(options.pool, Math.max(0, deadline - Date.now()));
+      } catch (error) {
+        releaseSlot();
+        gate?.connectFailed();
+        throw new DatabaseUnavailableError('could not connect to the database', { cause: error });
+      }
+      const transaction = new StreamedTransaction(statements.forNextRun([settingsFor(identity, 'read'), statement]), collector, {
+        pieceBytes: DEFAULT_PIECE_BYTES,
+        deadlineMs: options.statementTimeoutMs,
+        maxBytesPerSecond: DEFAULT_MAX_BYTES_PER_SECOND,
+      });
+      // The transaction ends after the body was handed over, when the list has been sent.
+      const ended = new Promise<void>((resolve) => {
+        transaction.callback = (error) => {
+          // A server error leaves the connection usable; anything else broke it (PgBouncer closes its own).
+          if (error && (!isServerError(error) || poolerHadNoServer(error))) client.release(error);
+          else client.release();
+          resolve();
+        };
+      });
+      client.query(transaction as unknown as pg.QueryConfig);
+      try {
+        const body = await transaction.started;
+        void ended.then(releaseSlot);
+        return body;
+      } catch (error) {
+        await ended;
+        // Nothing was read yet: as for runAsUser, a lost prepared statement or a pooler without a server is retried.
+        if (statements.lost(error)) continue;
+        if (poolerHadNoServer(error) && Date.now() < deadline) {
+          await sleep(250);
+          continue;
+        }
+        releaseSlot();
+        if (isServerError(error) || error instanceof TypeError) throw error;
+        throw new DatabaseUnavailableError('the database connection failed', { cause: error });
+      }
+    }
+  }
+
+  const runAsUser = async function runAsUser<Result>(
     identity: RequestIdentity,
     mode: AccessMode,
     statement: Statement,
@@ -127,11 +209,7 @@ export function createRequestRunner(options: RequestRunnerOptions): RequestRunne
     deadline = Date.now() + options.connectRetryMs,
   ): Promise<Result> {
     const retryAfter = gate?.retryAfterSeconds();
-    if (retryAfter !== undefined) {
-      const refused = new DatabaseUnavailableError('the database is down; not attempted');
-      refused.retryAfterSeconds = retryAfter;
-      throw refused;
-    }
+    if (retryAfter !== undefined) throw notAttempted(retryAfter);
     let client: pg.PoolClient;
     try {
       client = await connectWithRetry(options.pool, Math.max(0, deadline - Date.now()));
@@ -139,7 +217,7 @@ export function createRequestRunner(options: RequestRunnerOptions): RequestRunne
       gate?.connectFailed();
       throw new DatabaseUnavailableError('could not connect to the database', { cause: error });
     }
-    const roleAndClaims = { ...SET_ROLE_AND_CLAIMS, values: [identity.claimsJson, statementTimeout, maxTasks, mode === 'read' ? 'on' : 'off'] };
+    const roleAndClaims = settingsFor(identity, mode);
     const progress: BatchProgress = { sent: false };
     let writeDeadlineMs: number | undefined;
     try {
@@ -183,4 +261,5 @@ export function createRequestRunner(options: RequestRunnerOptions): RequestRunne
       throw new DatabaseUnavailableError('the database connection failed', { cause: error });
     }
   };
+  return Object.assign(runAsUser, { stream });
 }

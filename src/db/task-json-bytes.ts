@@ -27,7 +27,11 @@ const BACKSLASH = 0x5c;
 const SHORT_ESCAPES: Record<number, number> = { 0x08: 0x62, 0x09: 0x74, 0x0a: 0x6e, 0x0c: 0x66, 0x0d: 0x72 };
 const HEX = ascii('0123456789abcdef');
 
-/** Collects a task list's rows (TASK_COLUMNS order) as one JSON array. */
+/**
+ * Collects a task list's rows (TASK_COLUMNS order) as one JSON array, whole
+ * (finish) or in pieces (take, then finish for the rest) when the list is
+ * streamed (src/db/row-stream.ts).
+ */
 export class TaskListJson {
   private out = Buffer.allocUnsafe(16_384);
   private length = 1;
@@ -82,7 +86,20 @@ export class TaskListJson {
     this.append(END);
   }
 
-  /** The JSON array of every row added. */
+  /** The bytes rendered since the last take; the array continues in a new buffer. */
+  take(): Buffer {
+    const piece = this.out.subarray(0, this.length);
+    this.out = Buffer.allocUnsafe(Math.min(Math.max(this.out.length, 16_384), 262_144));
+    this.length = 0;
+    return piece;
+  }
+
+  /** Bytes rendered and not yet taken. */
+  get pending(): number {
+    return this.length;
+  }
+
+  /** The JSON array of every row added (or its rest, after take). */
   finish(): Buffer {
     this.reserve(1);
     this.out[this.length++] = 0x5d; // ]

@@ -1,44 +1,49 @@
-// Collects the rows of the list statement (taskQueries.list): first one row
-// carrying the user's list version (task columns null, version last), then
-// the tasks, rendered by TaskListJson. With a page size, the statement asks
-// for one task more than the page holds: that task is not rendered; it tells
-// that a next page exists, and where it starts.
+// Collects the rows of the list statement (taskQueries.list) as they stream:
+// first one row carrying the user's list version (and, for a page, where the
+// next page starts), then the tasks, rendered in pieces by TaskListJson. Both
+// the version and the next page are known from the first row, so the ETag and
+// Link headers go out before the body streams.
 import type { RawDataRow } from './raw-row-client.js';
+import type { ChunkedCollector } from './row-stream.js';
 import { TaskListJson } from './task-json-bytes.js';
-import type { RowCollector } from './transaction-pipeline.js';
 
-export interface TaskListPage {
-  /** The user's list version, for the ETag. */
-  version: string;
-  /** The JSON array of the page's tasks. */
-  body: Buffer;
-  /** The first task of the next page, when there is one. */
-  next?: { id: string; title: string; createdAt: string };
+export interface NextPageStart {
+  id: string;
+  title: string;
+  createdAt: string;
 }
 
-export class TaskListPageCollector implements RowCollector<TaskListPage> {
+export class TaskListPageCollector implements ChunkedCollector {
   private readonly tasks = new TaskListJson();
-  private version?: string;
-  private count = 0;
-  private next?: TaskListPage['next'];
-
-  /** limit: the page size; undefined for the whole list. */
-  constructor(private readonly limit?: number) {}
+  private versionRow?: { version: string; next?: NextPageStart };
 
   add(row: RawDataRow): void {
-    if (this.version === undefined) {
-      this.version = row.fields[7] ?? '0';
-    } else if (this.count === this.limit) {
-      const [id, , title, , , createdAt] = row.fields;
-      this.next = { id: id!, title: title!, createdAt: createdAt! };
-    } else {
-      this.count += 1;
-      this.tasks.add(row);
-    }
+    if (this.versionRow) return this.tasks.add(row);
+    const [id, , title, , , createdAt, , version] = row.fields;
+    this.versionRow = { version: version ?? '0', ...(id ? { next: { id, title: title!, createdAt: createdAt! } } : {}) };
   }
 
-  finish(): TaskListPage {
-    if (this.version === undefined) throw new Error('the list statement returned no version row');
-    return { version: this.version, body: this.tasks.finish(), ...(this.next ? { next: this.next } : {}) };
+  /** The user's list version, for the ETag (known once the stream has started). */
+  get version(): string {
+    if (!this.versionRow) throw new Error('the list statement returned no version row');
+    return this.versionRow.version;
+  }
+
+  /** The first task of the next page, when there is one. */
+  get next(): NextPageStart | undefined {
+    return this.versionRow?.next;
+  }
+
+  take(): Buffer {
+    return this.tasks.take();
+  }
+
+  get pending(): number {
+    return this.tasks.pending;
+  }
+
+  finish(): Buffer {
+    if (!this.versionRow) throw new Error('the list statement returned no version row');
+    return this.tasks.finish();
   }
 }

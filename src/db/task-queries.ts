@@ -78,13 +78,15 @@ const VERSION_ROW = `select ${COLUMN_LIST.slice(0, -1).map(() => 'null').join(',
  * statement. The whole list (no limit) is one range scan of an index in the
  * order asked for (tasks_user_id_*_idx). A page is api.list_tasks_page(),
  * which plans each page as a range scan that starts at the cursor's position
- * (inclusive) and stops after the page: keyset pages, never OFFSET. A page
- * asks for one task more than its size, to learn whether a next page exists.
+ * (inclusive) and stops after the page: keyset pages, never OFFSET.
  *
  * The version row comes first: api.task_list_version() is not parallel safe,
  * so the statement never runs in parallel, and a UNION ALL then returns its
- * branches in order. When the version is one the client already holds
- * ($1, from If-None-Match), the one-time filter skips the tasks entirely.
+ * branches in order. For a page it also carries the first task of the next
+ * page (id, title, created_at in their columns; null when the page is the
+ * last), read in the same snapshot, so the Link header is known before the
+ * page's rows stream. When the version is one the client already holds ($1,
+ * from If-None-Match), the one-time filter skips the tasks entirely.
  */
 function listStatement(query: ListQuery, knownVersions: string[]): Statement {
   const values: unknown[] = [knownVersions];
@@ -95,6 +97,7 @@ function listStatement(query: ListQuery, knownVersions: string[]): Statement {
   const unchanged = '(select version from list_version) <> all ($1::bigint[])';
   const completed = query.status === 'all' ? null : query.status === 'completed';
 
+  let versionRow = VERSION_ROW;
   let tasks: string;
   if (query.limit === undefined) {
     const filter = completed === null ? '' : ` and completed = ${param(completed)}::boolean`;
@@ -102,19 +105,24 @@ function listStatement(query: ListQuery, knownVersions: string[]): Statement {
     tasks = `select ${TASK_COLUMNS} from api.tasks where ${unchanged}${filter} order by ${order}`;
   } else {
     const after = query.after;
-    const args = [
-      `${param(query.sort)}::text`,
-      `${param(completed)}::boolean`,
-      `${param(query.limit + 1)}::int`,
-      ...(after ? [`${param(after.createdAt)}::timestamptz`, `${param(after.id)}::uuid`, `${param(after.title ?? null)}::text`] : []),
-    ];
-    tasks = `select ${TASK_COLUMNS} from api.list_tasks_page(${args.join(', ')}) where ${unchanged}`;
+    const limit = param(query.limit);
+    const pageFrom = (size: string) =>
+      `api.list_tasks_page(${[
+        `${param(query.sort)}::text`,
+        `${param(completed)}::boolean`,
+        size,
+        ...(after ? [`${param(after.createdAt)}::timestamptz`, `${param(after.id)}::uuid`, `${param(after.title ?? null)}::text`] : []),
+      ].join(', ')})`;
+    tasks = `select ${TASK_COLUMNS} from ${pageFrom(`${limit}::int`)} where ${unchanged}`;
+    versionRow =
+      'select next.id, null, next.title, null, null, next.created_at, null, version from list_version ' +
+      `left join lateral (select id, title, created_at from ${pageFrom(`${limit}::int + 1`)} offset ${limit}::int) next on ${unchanged}`;
   }
 
   const shape = [query.limit === undefined ? 'whole' : 'page', query.limit === undefined && query.status !== 'all' ? 'status' : '', query.limit === undefined ? query.sort : '', query.after ? 'after' : ''];
   return {
     name: `task_api_list_${shape.filter(Boolean).join('_')}`,
-    text: `with list_version as materialized (select api.task_list_version() as version) ${VERSION_ROW} union all (${tasks})`,
+    text: `with list_version as materialized (select api.task_list_version() as version) ${versionRow} union all (${tasks})`,
     values,
   };
 }

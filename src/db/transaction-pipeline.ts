@@ -21,7 +21,7 @@ export interface PipelinedStatement {
 }
 
 /** The parts of node-postgres's Connection a submittable drives. */
-interface Connection {
+export interface Connection {
   stream: { cork(): void; uncork(): void };
   parsedStatements: Record<string, string>;
   parse(query: { text: string; name: string; types: number[] }): void;
@@ -29,6 +29,7 @@ interface Connection {
   describe(message: { type: 'P'; name: string }): void;
   execute(config: { portal: string; rows: number }): void;
   sync(): void;
+  flush(): void;
   on(event: 'parseComplete', listener: () => void): void;
   removeListener(event: 'parseComplete', listener: () => void): void;
 }
@@ -48,7 +49,7 @@ export function rowsOf<Row extends RawRow>(): RowCollector<Row[]> {
 }
 
 /** Values as text for the wire; only the types the gateway sends. */
-function toWire(value: unknown): string | null {
+export function toWire(value: unknown): string | null {
   if (value === null || value === undefined) return null;
   if (typeof value === 'string') return value;
   if (typeof value === 'boolean') return value ? 'true' : 'false';

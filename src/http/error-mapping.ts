@@ -2,6 +2,7 @@
 // validation — into problem details. SQLSTATEs map as PostgREST maps them.
 import type { FastifyError } from 'fastify';
 import { InvalidTokenError, KeySourceUnavailableError } from '../auth/token-verifier.js';
+import { UserBusyError } from '../db/per-user-slots.js';
 import { DatabaseUnavailableError, WriteOutcomeUnknownError } from '../db/request-transaction.js';
 import { invalidRequest, ProblemError, RETRY_AFTER_SECONDS, type FieldError } from './problem.js';
 import { DESCRIPTION_MAX, TITLE_MAX } from './schemas.js';
@@ -59,6 +60,8 @@ export function fromDatabaseError(error: DatabaseError): ProblemError | undefine
     case 'PT412':
       return new ProblemError('preconditionFailed', 'The task has changed since the ETag in If-Match; fetch it again.');
     case 'PT409':
+      if (error.detail === 'byte-quota-reached') return new ProblemError('byteQuota', `${error.message}.`);
+      if (error.detail === 'idempotency-key-limit-reached') return new ProblemError('idempotencyKeyLimit', `${error.message}.`);
       return error.detail === 'idempotency-key-in-use'
         ? new ProblemError('idempotencyInProgress', 'A request with this Idempotency-Key is still in progress; retry after it completes.', {
             headers: { 'Retry-After': '1' },
@@ -158,7 +161,15 @@ export function toProblem(error: unknown): ProblemError | undefined {
       },
     });
   }
+  if (error instanceof UserBusyError) {
+    return unavailable('Too many of your lists are being sent at once; retry shortly.');
+  }
   if (error instanceof KeySourceUnavailableError) {
+    if (error.retryAfterSeconds !== undefined) {
+      return new ProblemError('unavailable', 'The token is signed with a key that cannot be fetched yet; retry after the Retry-After seconds.', {
+        headers: { 'Retry-After': String(error.retryAfterSeconds) },
+      });
+    }
     return unavailable('The keys needed to verify the token could not be fetched; retry shortly.');
   }
 

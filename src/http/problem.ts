@@ -24,6 +24,8 @@ export const PROBLEMS = {
   notFound: { status: 404, type: '/problems/not-found', title: 'Not found' },
   methodNotAllowed: { status: 405, type: '/problems/method-not-allowed', title: 'Method not allowed' },
   taskLimit: { status: 409, type: '/problems/task-limit-reached', title: 'Task limit reached' },
+  byteQuota: { status: 409, type: '/problems/storage-quota-reached', title: 'Storage quota reached' },
+  idempotencyKeyLimit: { status: 409, type: '/problems/idempotency-key-limit-reached', title: 'Idempotency-Key limit reached' },
   idempotencyInProgress: { status: 409, type: '/problems/idempotency-key-in-use', title: 'Request with this Idempotency-Key in progress' },
   preconditionFailed: { status: 412, type: '/problems/precondition-failed', title: 'Precondition failed' },
   bodyTooLarge: { status: 413, type: '/problems/body-too-large', title: 'Body too large' },

@@ -33,6 +33,10 @@ interface TestAppOptions {
   poolSettings?: PoolSettings;
   /** The shutdown phase, for tests of draining. */
   drain?: DrainState;
+  maxBytesPerUser?: number;
+  maxIdempotencyKeysPerUser?: number;
+  /** Instances behind app.inject(); default TEST_REPLICAS. 1 for what one process remembers (its JWKS cache). */
+  replicas?: number;
 }
 
 /** One gateway instance: its own pool, verifier and caches, like one process. */
@@ -52,6 +56,8 @@ async function createInstance(options: TestAppOptions, logs: Record<string, unkn
     statementTimeoutMs: poolSettings.statementTimeoutMs,
     connectRetryMs: poolSettings.connectRetryMs,
     maxTasksPerUser: options.maxTasksPerUser ?? 10_000,
+    maxBytesPerUser: options.maxBytesPerUser,
+    maxIdempotencyKeysPerUser: options.maxIdempotencyKeysPerUser,
   });
   const app = await buildApp({
     pool,
@@ -75,7 +81,7 @@ async function createInstance(options: TestAppOptions, logs: Record<string, unkn
  */
 export async function createTestApp(options: TestAppOptions = {}): Promise<TestApp> {
   const logs: Record<string, unknown>[] = [];
-  const replicas = Math.max(1, Number(process.env.TEST_REPLICAS ?? 1));
+  const replicas = options.replicas ?? Math.max(1, Number(process.env.TEST_REPLICAS ?? 1));
   const instances = await Promise.all(Array.from({ length: replicas }, () => createInstance(options, logs)));
   const [primary] = instances;
   if (replicas > 1) {

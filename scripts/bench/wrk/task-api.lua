@@ -1,7 +1,8 @@
 -- wrk script for the Task API benchmark. BENCH_DATA names a Lua file that
 -- defines `users = { { token = "...", ids = { "...", ... } }, ... }`;
 -- BENCH_OP picks the operation: list, get, create, toggle, patch,
--- delete-recreate or mix (70% list/get, 30% create/toggle/patch).
+-- delete-recreate, mix (70% list/get, 30% create/toggle/patch) or reads
+-- (half list, half get).
 local op = os.getenv("BENCH_OP")
 dofile(os.getenv("BENCH_DATA"))
 
@@ -57,6 +58,8 @@ function request()
       return wrk.format("DELETE", "/api/tasks/" .. victim.id, with_auth(users[victim.user]))
     end
     return create(user)
+  elseif op == "reads" then
+    if math.random(2) == 1 then return list(user) else return get(user) end
   elseif op == "mix" then
     local r = math.random(100)
     if r <= 40 then return list(user)

@@ -86,20 +86,19 @@ export async function taskRoutes(app: FastifyInstance, options: TaskRoutesOption
     const sub = request.identity.sub;
     const query = options.cursors.parse(request.query as ListQueryParams, sub);
     const known = knownListVersions(request.headers['if-none-match'], sub, query);
-    const page = await options.runAsUser(
-      request.identity,
-      'read',
-      taskQueries.list(query, known),
-      new TaskListPageCollector(query.limit),
-    );
+    const page = new TaskListPageCollector();
+    const body = await options.runAsUser.stream(request.identity, taskQueries.list(query, known), page);
     revalidateEachTime(reply);
     reply.header('ETag', listEtag(page.version, sub, query));
-    if (known.includes(page.version)) return reply.code(304).send();
+    if (known.includes(page.version)) {
+      if (!Buffer.isBuffer(body)) body.destroy(); // unreachable: an unchanged list sends no tasks
+      return reply.code(304).send();
+    }
     if (page.next) {
       const cursor = options.cursors.issue(page.next, sub, query);
       reply.header('Link', `<${nextPageUrl(request.url.split('?')[0], query, cursor)}>; rel="next"`);
     }
-    return reply.type(JSON_TYPE).send(page.body);
+    return reply.type(JSON_TYPE).send(body);
   });
 
   app.post('/tasks', { schema: taskRouteSchemas.create, preValidation: [requireBody, trimTitle], preHandler: acceptReadOnlyFields }, async (request, reply) => {
