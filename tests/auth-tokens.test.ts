@@ -11,6 +11,16 @@ import { createSigningKey, startJwksServer, type JwksServer, type SigningKey } f
 import { TEST_JWT_SECRET, bearer, createTestApp, newUser, tokenFor, type TestApp } from './support/http.js';
 
 const now = () => Math.floor(Date.now() / 1000);
+
+/**
+ * A time `offset` seconds from when the token is signed. Test tables are
+ * built when the file is collected, maybe seconds before the test runs, so
+ * they hold offsets, never absolute times.
+ */
+class FromNow {
+  constructor(readonly offset: number) {}
+}
+const fromNow = (offset: number) => new FromNow(offset);
 const encodeJson = (value: unknown) => base64url.encode(JSON.stringify(value));
 
 let jwks: JwksServer;
@@ -35,7 +45,10 @@ afterAll(async () => {
 /** Claims that pass every check, for `sub`; override or delete to break one. */
 function claims(sub: string, overrides: Record<string, unknown> = {}): JWTPayload {
   const payload: Record<string, unknown> = { sub, iss: jwks.baseUrl, aud: jwks.baseUrl, iat: now(), exp: now() + 600, ...overrides };
-  for (const [name, value] of Object.entries(payload)) if (value === undefined) delete payload[name];
+  for (const [name, value] of Object.entries(payload)) {
+    if (value === undefined) delete payload[name];
+    else if (value instanceof FromNow) payload[name] = now() + value.offset;
+  }
   return payload as JWTPayload;
 }
 
@@ -152,12 +165,12 @@ describe('requests without a usable Authorization header', () => {
 describe('claims', () => {
   describe.each(families)('%s tokens', (family) => {
     it.each([
-      ['expired beyond the 5 s tolerance', { exp: now() - 30 }],
-      ['expired long ago', { iat: now() - 7200, exp: now() - 3600 }],
+      ['expired beyond the 5 s tolerance', { exp: fromNow(-30) }],
+      ['expired long ago', { iat: fromNow(-7200), exp: fromNow(-3600) }],
       ['without exp', { exp: undefined }],
       ['with a non-numeric exp', { exp: 'tomorrow' }],
-      ['not valid before a time in the future (nbf)', { nbf: now() + 60 }],
-      ['issued in the future beyond the tolerance (iat)', { iat: now() + 60 }],
+      ['not valid before a time in the future (nbf)', { nbf: fromNow(60) }],
+      ['issued in the future beyond the tolerance (iat)', { iat: fromNow(60) }],
       ['from another issuer', { iss: 'https://evil.example.com' }],
       ['without an issuer', { iss: undefined }],
       ['for another audience', { aud: 'https://other-api.example.com' }],
@@ -176,9 +189,9 @@ describe('claims', () => {
     });
 
     it.each([
-      ['expired within the 5 s tolerance', { exp: now() - 2 }],
-      ['not valid before a time within the tolerance', { nbf: now() + 2 }],
-      ['issued within the tolerance in the future', { iat: now() + 2 }],
+      ['expired within the 5 s tolerance', { exp: fromNow(-2) }],
+      ['not valid before a time within the tolerance', { nbf: fromNow(2) }],
+      ['issued within the tolerance in the future', { iat: fromNow(2) }],
       ['without iat', { iat: undefined }],
       ['whose aud list includes this API', { aud: ['https://other.example.com', 'AUDIENCE'] }],
     ])('a token %s passes', async (_name, overrides) => {
