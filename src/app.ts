@@ -8,7 +8,9 @@ import pino from 'pino';
 import { randomUUID } from 'node:crypto';
 import type pg from 'pg';
 import type { TokenVerifier } from './auth/token-verifier.js';
+import { DEFAULT_HTTP_TIMEOUTS, type HttpTimeouts } from './config.js';
 import type { RequestRunner } from './db/request-transaction.js';
+import { problemForClientError, sendFrameworkError, writeClientErrorProblem } from './http/framework-errors.js';
 import { toProblem } from './http/error-mapping.js';
 import { ProblemError, sendProblem } from './http/problem.js';
 import { registerMetrics } from './http/metrics.js';
@@ -36,13 +38,16 @@ export interface AppOptions {
   cursorSecret?: string;
   /** Shutdown phase, set by whoever stops the server (src/server.ts). */
   drain?: DrainState;
+  /** How long a client may take to send a request and its headers, and keep an idle connection. */
+  timeouts?: HttpTimeouts;
 }
 
 export const BODY_LIMIT_BYTES = 64 * 1024;
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
 export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
-  const app = Fastify({
+  const timeouts = options.timeouts ?? DEFAULT_HTTP_TIMEOUTS;
+  const app: FastifyInstance = Fastify({
     logger: {
       level: options.logLevel ?? 'info',
       redact: { paths: ['req.headers.authorization', 'req.headers.cookie'], remove: true },
@@ -70,6 +75,25 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     // Requests that arrive while closing are refused by src/http/drain.ts,
     // as problem+json with Retry-After (Fastify's own 503 is neither).
     return503OnClosing: false,
+    // A client that sends its request (headers, then body) too slowly loses
+    // the connection: Node checks every connectionsCheckingInterval, so
+    // that is kept well below the timeouts.
+    requestTimeout: timeouts.requestTimeoutMs,
+    keepAliveTimeout: timeouts.keepAliveTimeoutMs,
+    http: {
+      headersTimeout: timeouts.headersTimeoutMs,
+      connectionsCheckingInterval: Math.max(10, Math.min(1_000, Math.floor(timeouts.headersTimeoutMs / 4))),
+    },
+    // Requests Node cannot parse, and Fastify's own refusals (a URL it
+    // cannot decode), are answered with problems too; Fastify's default
+    // client-error handler would log the raw packet, Authorization included.
+    clientErrorHandler: (error, socket) => {
+      if (error.code === 'ECONNRESET' || socket.destroyed) return;
+      const problem = problemForClientError(error);
+      app.log.debug({ code: error.code, status: problem.toProblem().status }, 'client error');
+      writeClientErrorProblem(socket, problem);
+    },
+    frameworkErrors: (error, request, reply) => sendFrameworkError(error, request, reply),
     ajv: {
       // Strict bodies: unknown fields are errors, never silently dropped, and
       // "true" is not a boolean.
@@ -117,6 +141,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     const problem = toProblem(error);
     if (problem) {
       if (problem.kind === 'unavailable') request.log.warn({ err: error }, 'dependency unavailable');
+      if (problem.kind === 'misconfigured') request.log.error({ err: error }, `database misconfigured: ${(error as Error).message}`);
       return sendProblem(reply, problem);
     }
     request.log.error({ err: error }, 'unexpected error');

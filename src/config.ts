@@ -14,6 +14,17 @@ export interface PoolSettings {
   statementTimeoutMs: number;
 }
 
+export interface HttpTimeouts {
+  /** Longest a client may take to send a whole request (headers and body). */
+  requestTimeoutMs: number;
+  /** Longest a client may take to send a request's headers. */
+  headersTimeoutMs: number;
+  /** How long an idle keep-alive connection is kept open. */
+  keepAliveTimeoutMs: number;
+}
+
+export const DEFAULT_HTTP_TIMEOUTS: HttpTimeouts = { requestTimeoutMs: 30_000, headersTimeoutMs: 10_000, keepAliveTimeoutMs: 72_000 };
+
 export interface Config {
   port: number;
   host: string;
@@ -41,6 +52,7 @@ export interface Config {
   metrics: boolean;
   /** After SIGTERM: how long requests are still served (readiness already 503) before the server stops accepting. */
   shutdownGraceMs: number;
+  http: HttpTimeouts;
 }
 
 export class ConfigError extends Error {
@@ -167,7 +179,15 @@ export function loadConfig(env: Env = process.env): Config {
     preparedStatements: flag(env, 'DB_PREPARED_STATEMENTS', true, problems),
     metrics: flag(env, 'METRICS', false, problems),
     shutdownGraceMs: integer(env, 'SHUTDOWN_GRACE_MS', 5_000, 0, 600_000, problems),
+    http: {
+      requestTimeoutMs: integer(env, 'HTTP_REQUEST_TIMEOUT_MS', DEFAULT_HTTP_TIMEOUTS.requestTimeoutMs, 100, 3_600_000, problems),
+      headersTimeoutMs: integer(env, 'HTTP_HEADERS_TIMEOUT_MS', DEFAULT_HTTP_TIMEOUTS.headersTimeoutMs, 100, 3_600_000, problems),
+      keepAliveTimeoutMs: integer(env, 'HTTP_KEEP_ALIVE_TIMEOUT_MS', DEFAULT_HTTP_TIMEOUTS.keepAliveTimeoutMs, 100, 3_600_000, problems),
+    },
   };
+  if (config.http.headersTimeoutMs > config.http.requestTimeoutMs) {
+    problems.push('HTTP_HEADERS_TIMEOUT_MS must not exceed HTTP_REQUEST_TIMEOUT_MS (the headers are part of the request)');
+  }
 
   if (problems.length) throw new ConfigError(problems);
   return config;

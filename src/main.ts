@@ -1,6 +1,7 @@
 // npm start: configuration from the environment, then serve until SIGTERM/SIGINT.
 import { ConfigError, loadConfig } from './config.js';
 import { DataDirError } from './data-dir.js';
+import { OperatorError } from './operator-error.js';
 import { startServer } from './server.js';
 
 function banner(lines: string[]) {
@@ -25,6 +26,11 @@ try {
   // DATA_DIR refusals are one sentence that names the fix, not a stack trace.
   if (error instanceof DataDirError) {
     process.stderr.write(`task-api: ${error.message}\n`);
+    process.exit(1);
+  }
+  // Other operator errors (port in use, database checks): one paragraph, no stack trace.
+  if (error instanceof OperatorError) {
+    process.stderr.write(`task-api: cannot start: ${error.message}\n`);
     process.exit(1);
   }
   throw error;

@@ -12,6 +12,13 @@ import type pg from 'pg';
 import type { ConnectionGate } from './connection-gate.js';
 import { NamedStatements } from './named-statements.js';
 import { createUserSlots } from './per-user-slots.js';
+import {
+  DatabaseMisconfiguredError,
+  explainCannotBecomeAuthenticated,
+  explainPermanentError,
+  isPermanentConnectError,
+  sqlstateOf,
+} from './connection-errors.js';
 import { poolerHadNoServer } from './pooler-errors.js';
 import type { BatchProgress, PipelinedStatement, RowCollector } from './transaction-pipeline.js';
 import { gatewayNow, writeDeadline } from './write-deadline.js';
@@ -122,10 +129,18 @@ async function connectWithRetry(pool: pg.Pool, retryMs: number): Promise<pg.Pool
     try {
       return await pool.connect();
     } catch (error) {
-      if (Date.now() + delay > deadline) throw error;
+      if (isPermanentConnectError(error) || Date.now() + delay > deadline) throw error;
       await sleep(delay);
     }
   }
+}
+
+/** Why a server error means the gateway's set-up is wrong rather than the request. */
+function misconfiguration(error: unknown): string | undefined {
+  if (sqlstateOf(error) === '42501' && (error as { statementIndex?: number }).statementIndex === 0) {
+    return explainCannotBecomeAuthenticated((error as Error).message);
+  }
+  return explainPermanentError(error);
 }
 
 export function createRequestRunner(options: RequestRunnerOptions): RequestRunner {
@@ -214,6 +229,7 @@ export function createRequestRunner(options: RequestRunnerOptions): RequestRunne
     try {
       client = await connectWithRetry(options.pool, Math.max(0, deadline - Date.now()));
     } catch (error) {
+      if (isPermanentConnectError(error)) throw new DatabaseMisconfiguredError(explainPermanentError(error)!, { cause: error });
       gate?.connectFailed();
       throw new DatabaseUnavailableError('could not connect to the database', { cause: error });
     }
@@ -244,6 +260,8 @@ export function createRequestRunner(options: RequestRunnerOptions): RequestRunne
       // An ERROR rolled the transaction back; a FATAL is like a lost connection.
       if (isServerError(error) && !endedTheSession(error)) {
         client.release();
+        const misconfigured = misconfiguration(error);
+        if (misconfigured) throw new DatabaseMisconfiguredError(misconfigured, { cause: error });
         throw error; // the statement's own error (42501, PT404, ...): the transaction rolled back
       }
       // Anything else broke the connection (lost, timed out): discard it.

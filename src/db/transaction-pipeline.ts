@@ -150,6 +150,9 @@ export class PipelinedTransaction<Result> {
    * not report the ReadyForQuery that follows, so the batch ends here.
    */
   handleError(error: Error): void {
+    // Which statement failed: the first (role and claims) fails only when
+    // the login role may not become `authenticated`.
+    (error as Error & { statementIndex?: number }).statementIndex = this.statementIndex;
     this.finish(error);
   }
 

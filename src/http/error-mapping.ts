@@ -3,7 +3,9 @@
 import type { FastifyError } from 'fastify';
 import { InvalidTokenError, KeySourceUnavailableError } from '../auth/token-verifier.js';
 import { UserBusyError } from '../db/per-user-slots.js';
+import { DatabaseMisconfiguredError } from '../db/connection-errors.js';
 import { DatabaseUnavailableError, WriteOutcomeUnknownError } from '../db/request-transaction.js';
+import { problemForStatus } from './framework-errors.js';
 import { invalidRequest, ProblemError, RETRY_AFTER_SECONDS, type FieldError } from './problem.js';
 import { DESCRIPTION_MAX, TITLE_MAX } from './schemas.js';
 
@@ -40,6 +42,13 @@ export function outcomeUnknown(): ProblemError {
     'outcomeUnknown',
     'The write was sent to the database but no answer came back in time; it may or may not have been applied, and it will not be applied later. Retry with the same Idempotency-Key or If-Match.',
     { headers: { 'Retry-After': RETRY_AFTER_SECONDS } },
+  );
+}
+
+export function misconfigured(): ProblemError {
+  return new ProblemError(
+    'misconfigured',
+    'The service cannot use its database because of a configuration error; retrying will not help until its operators fix it. The request id identifies it in our logs.',
   );
 }
 
@@ -173,6 +182,8 @@ export function toProblem(error: unknown): ProblemError | undefined {
     return unavailable('The keys needed to verify the token could not be fetched; retry shortly.');
   }
 
+  if (error instanceof DatabaseMisconfiguredError) return misconfigured();
+
   const fastifyError = error as FastifyError & { validation?: AjvError[]; validationContext?: string };
   if (fastifyError.validation) return fromValidation(fastifyError.validation, fastifyError.validationContext);
   switch (fastifyError.code) {
@@ -189,5 +200,7 @@ export function toProblem(error: unknown): ProblemError | undefined {
   if (fastifyError.statusCode === 400 && error instanceof SyntaxError) {
     return new ProblemError('malformedJson', 'The request body is not valid JSON.');
   }
+  const byStatus = problemForStatus(fastifyError.statusCode);
+  if (byStatus) return byStatus;
   return fromDatabaseError(error as DatabaseError);
 }

@@ -37,6 +37,13 @@ export const PROBLEMS = {
   // and its outcome is unknown (retry only with Idempotency-Key / If-Match).
   unavailable: { status: 503, type: '/problems/unavailable', title: 'Service unavailable' },
   outcomeUnknown: { status: 503, type: '/problems/outcome-unknown', title: 'Outcome unknown' },
+  // Framework-level errors: the request could not be read as HTTP, or not routed.
+  badRequest: { status: 400, type: '/problems/bad-request', title: 'Bad request' },
+  requestTimeout: { status: 408, type: '/problems/request-timeout', title: 'Request timeout' },
+  uriTooLong: { status: 414, type: '/problems/uri-too-long', title: 'URI too long' },
+  headersTooLarge: { status: 431, type: '/problems/headers-too-large', title: 'Request headers too large' },
+  // The gateway's own set-up is wrong (database credentials, schema not migrated): no retry helps.
+  misconfigured: { status: 500, type: '/problems/misconfigured', title: 'Service misconfigured' },
 } as const;
 
 export type ProblemKind = keyof typeof PROBLEMS;
