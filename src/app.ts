@@ -94,6 +94,8 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
       writeClientErrorProblem(socket, problem);
     },
     frameworkErrors: (error, request, reply) => sendFrameworkError(error, request, reply),
+    // A path's user id may be a 255-character sub (the default limit is 100).
+    routerOptions: { maxParamLength: 1_024 },
     ajv: {
       // Strict bodies: unknown fields are errors, never silently dropped, and
       // "true" is not a boolean.

@@ -6,7 +6,7 @@ import type pg from 'pg';
 import { expect, inject } from 'vitest';
 import { buildApp } from '../../src/app.js';
 import { createTokenVerifier, type TokenVerifierOptions } from '../../src/auth/token-verifier.js';
-import type { PoolSettings } from '../../src/config.js';
+import type { HttpTimeouts, PoolSettings } from '../../src/config.js';
 import { createPool } from '../../src/db/pool.js';
 import { createRequestRunner } from '../../src/db/request-transaction.js';
 import { mintHs256Token } from '../../src/dev-secret.js';
@@ -37,6 +37,9 @@ interface TestAppOptions {
   maxIdempotencyKeysPerUser?: number;
   /** Instances behind app.inject(); default TEST_REPLICAS. 1 for what one process remembers (its JWKS cache). */
   replicas?: number;
+  /** HTTP timeouts of the app (for tests that listen on a real socket). */
+  timeouts?: HttpTimeouts;
+  logLevel?: string;
 }
 
 /** One gateway instance: its own pool, verifier and caches, like one process. */
@@ -64,11 +67,12 @@ async function createInstance(options: TestAppOptions, logs: Record<string, unkn
     runAsUser,
     verify,
     corsOrigins: options.corsOrigins ?? [],
-    logLevel: 'info',
+    logLevel: options.logLevel ?? 'info',
     logStream,
     // Shared by every replica, as JWT_SECRET is in production.
     cursorSecret: TEST_JWT_SECRET,
     drain: options.drain,
+    timeouts: options.timeouts,
   });
   await app.ready();
   return { app, pool };
