@@ -353,3 +353,31 @@ describe('npm run token (scripts/token.ts)', () => {
     expect(exit.stdout.trim()).toBe('');
   });
 });
+
+describe('HTTP timeouts', () => {
+  it('have documented defaults: 30 s for a request, 10 s for its headers, 72 s of keep-alive', () => {
+    expect(loadConfig({}).http).toEqual({ requestTimeoutMs: 30_000, headersTimeoutMs: 10_000, keepAliveTimeoutMs: 72_000 });
+  });
+
+  it('are read from HTTP_REQUEST_TIMEOUT_MS, HTTP_HEADERS_TIMEOUT_MS and HTTP_KEEP_ALIVE_TIMEOUT_MS', () => {
+    const config = loadConfig({ HTTP_REQUEST_TIMEOUT_MS: '5000', HTTP_HEADERS_TIMEOUT_MS: '2000', HTTP_KEEP_ALIVE_TIMEOUT_MS: '65000' });
+    expect(config.http).toEqual({ requestTimeoutMs: 5_000, headersTimeoutMs: 2_000, keepAliveTimeoutMs: 65_000 });
+  });
+
+  it.each([
+    ['HTTP_REQUEST_TIMEOUT_MS', '0'],
+    ['HTTP_REQUEST_TIMEOUT_MS', '30s'],
+    ['HTTP_HEADERS_TIMEOUT_MS', '-1'],
+    ['HTTP_KEEP_ALIVE_TIMEOUT_MS', 'forever'],
+  ])('%s=%s is rejected, naming the variable', (name, value) => {
+    const problems = problemsOf({ [name]: value });
+    expect(problems.join('\n')).toContain(name);
+  });
+
+  it('a header timeout longer than the request timeout is rejected (the headers are part of the request)', () => {
+    const problems = problemsOf({ HTTP_REQUEST_TIMEOUT_MS: '1000', HTTP_HEADERS_TIMEOUT_MS: '2000' });
+    expect(problems).toHaveLength(1);
+    expect(problems[0]).toContain('HTTP_HEADERS_TIMEOUT_MS');
+    expect(problems[0]).toContain('HTTP_REQUEST_TIMEOUT_MS');
+  });
+});

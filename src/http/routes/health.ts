@@ -71,7 +71,7 @@ export async function healthRoutes(app: FastifyInstance, options: { pool: pg.Poo
     '/health/ready',
     {
       schema: {
-        summary: 'Readiness: 200 when the database answers and passes the start-up checks, 503 otherwise',
+        summary: 'Readiness: 200 when the database answers, 503 otherwise',
         tags: ['health'],
         response: { 200: statusBody, ...problemResponses(503) },
       },
