@@ -76,8 +76,12 @@ export interface ServerExit {
  * start-up failures); a process still running after `timeoutMs` is killed
  * and reported as an error.
  */
-export function runServerUntilExit(env: Record<string, string>, timeoutMs = 30_000): Promise<ServerExit> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+export function runServerUntilExit(env: Record<string, string>, timeoutMs = 30_000, options: { uid?: number } = {}): Promise<ServerExit> {
+  const node = [process.execPath, '--import', 'tsx', 'src/main.ts'];
+  // As root, `uid` runs the gateway as another user (util-linux setpriv).
+  const [command, ...args] =
+    options.uid === undefined ? node : ['setpriv', `--reuid=${options.uid}`, `--regid=${options.uid}`, '--clear-groups', ...node];
+  const child = spawn(command, args, {
     cwd: projectRoot,
     env: { PATH: process.env.PATH, HOME: process.env.HOME, JWT_SECRET: TEST_JWT_SECRET, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'warn', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
