@@ -113,6 +113,8 @@ describe('Fastify-level errors are problem+json', () => {
     ['an unknown path under /docs', '/docs/nothing-here', 404, '/problems/not-found'],
     ['a static path escaping /docs', '/docs/static/%2e%2e/%2e%2e/package.json', 404, '/problems/not-found'],
     ['a static path escaping /docs (encoded slash)', '/docs/static/..%2f..%2fpackage.json', 404, '/problems/not-found'],
+    ['a static path with a NUL byte (the static-file plugin refuses it)', '/docs/static/%00', 400, '/problems/bad-request'],
+    ['a static file that is not there', '/docs/static/no-such-file.js', 404, '/problems/not-found'],
   ])('%s: %s is %i', async (_name, url, status, type) => {
     const response = await t.app.inject({ url, headers: bearer(token) });
     expectProblem(response, status, type);
