@@ -169,6 +169,12 @@ describe('slow clients lose their connection within the configured timeouts', ()
     if (!withToken) expect(response).toMatch(/^HTTP\/1\.1 401/);
   });
 
+  it('a connection that never sends anything is dropped after HTTP_HEADERS_TIMEOUT_MS', async () => {
+    const { closedByServer, ms } = await exchange([]);
+    expect(closedByServer, `still open after ${ms} ms`).toBe(true);
+    expect(ms).toBeGreaterThanOrEqual(TIMEOUTS.headersTimeoutMs - 50);
+  });
+
   it('an idle keep-alive connection is closed after HTTP_KEEP_ALIVE_TIMEOUT_MS', async () => {
     const { response, closedByServer, ms } = await exchange([`GET /health/live HTTP/1.1\r\nHost: x\r\n\r\n`]);
     expect(response).toMatch(/^HTTP\/1\.1 200/);
