@@ -21,6 +21,8 @@ const ownerPassword = randomBytes(12).toString('hex');
 const databaseName = `task_api_ff_${suffix}`;
 /** A login role with no privileges at all: it may not become `authenticated`. */
 const strangerRole = `task_api_ff_stranger_${suffix}`;
+/** A member of authenticated allowed no connection at all: every attempt is 53300, too many connections. */
+const fullRole = `task_api_ff_full_${suffix}`;
 
 const serverUrl = () => inject('serverUrl');
 /** The direct (never pooled) URL of a database in the test server, as `user`. */
@@ -52,6 +54,7 @@ beforeAll(async () => {
     }
     await db.query(`create database ${databaseName} owner ${ownerRole}`);
     await db.query(`create role ${strangerRole} login password 'stranger-password'`);
+    await db.query(`create role ${fullRole} login password 'full-password' connection limit 0`);
   });
   passwordsChecked = await admin(async () => false, urlAs(testDatabase(), 'authenticator', 'not-the-password')).catch(() => true);
 });
@@ -62,6 +65,7 @@ afterAll(async () => {
     await db.query(`drop owned by ${ownerRole}`).catch(() => {});
     await db.query(`drop role if exists ${ownerRole}`);
     await db.query(`drop role if exists ${strangerRole}`);
+    await db.query(`drop role if exists ${fullRole}`);
   });
 });
 
@@ -300,6 +304,24 @@ describe('permanent connection failures are not retried and not "retry shortly"'
       expect(body.detail).toContain('"connect"');
       expect(response.headers['retry-after']).toBeDefined();
     });
+  });
+
+  it('too many connections (53300) is transient: retried (several attempts), then 503 with Retry-After', async () => {
+    const relay = await countingRelay();
+    try {
+      await withApp(relay.url(urlAs(testDatabase(), fullRole, 'full-password')), async (app) => {
+        const before = relay.connections();
+        const answer = await app.app.inject({ url: '/api/tasks', headers: bearer(await tokenFor(newUser('full'))) });
+        expectProblem(answer, 503, '/problems/unavailable');
+        expect(answer.headers['retry-after']).toBeDefined();
+        expect(relay.connections() - before).toBeGreaterThan(1);
+        expect(logText(app, 50)).toBe('');
+      });
+    } finally {
+      await relay.close();
+    }
+    const exit = await startFails(urlAs(testDatabase(), fullRole, 'full-password'), { DB_CONNECT_RETRY_MS: '300' });
+    expect(exit.stderr).toMatch(/takes no new connections for now \(.*too many connections/);
   });
 
   it('npm start against a database that does not answer exits non-zero after the retry budget, naming the host', async () => {

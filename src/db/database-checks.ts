@@ -134,7 +134,9 @@ export function connectFailure(error: unknown, target: ConnectionTarget): CheckF
   return {
     check: 'connect',
     transient: true,
-    message: `The database${target.host ? ` at ${target.host}` : ''} does not answer (${reason}). Fix: start it, or correct the host and port in DATABASE_URL.`,
+    message:
+      `The database${target.host ? ` at ${target.host}` : ''} does not answer, or takes no new connections for now (${reason}). ` +
+      'Fix: start it, correct the host and port in DATABASE_URL, or raise its connection limit; DB_CONNECT_RETRY_MS is how long start-up waits for it.',
   };
 }
 
