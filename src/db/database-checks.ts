@@ -16,6 +16,7 @@ import {
   sqlstateOf,
   type ConnectionTarget,
 } from './connection-errors.js';
+import { OperatorError } from '../operator-error.js';
 import { projectRoot } from './migrate.js';
 
 export type CheckName = 'connect' | 'superuser' | 'bypassrls' | 'migrations' | 'owner' | 'set-role';
@@ -30,7 +31,15 @@ export interface CheckFailure {
 
 /** The versions of this build's migrations (dbmate's file-name prefixes), read from migrations/. */
 export function expectedMigrationVersions(migrationsDir = path.join(projectRoot, 'migrations')): string[] {
-  return readdirSync(migrationsDir)
+  let files: string[];
+  try {
+    files = readdirSync(migrationsDir);
+  } catch (error) {
+    throw new OperatorError(
+      `The migrations directory ${migrationsDir} cannot be read (${(error as { code?: string }).code ?? error}): the gateway compares it with the database's migration level. Deploy migrations/ next to dist/, as the Dockerfile does.`,
+    );
+  }
+  return files
     .map((name) => /^(\d+)_.*\.sql$/.exec(name)?.[1])
     .filter((version): version is string => version !== undefined)
     .sort();
