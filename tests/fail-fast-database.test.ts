@@ -286,6 +286,12 @@ describe('permanent connection failures are not retried and not "retry shortly"'
         // 50 ms: a retried failure would have made several attempts.
         expect(relay.connections() - before).toBe(1);
         expect(logText(app, 50)).toMatch(cause);
+        // Readiness names the check, without "retry", and logs the cause.
+        const { response, body } = await readiness(app);
+        expectProblem(response, 503);
+        expect(body.detail).toContain('"connect"');
+        expect(response.headers['retry-after']).toBeUndefined();
+        expect(logText(app, 50)).toMatch(new RegExp(`readiness check "connect" failed: .*${cause.source}`));
       });
     } finally {
       await relay.close();
