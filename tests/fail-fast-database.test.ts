@@ -23,6 +23,8 @@ const databaseName = `task_api_ff_${suffix}`;
 const strangerRole = `task_api_ff_stranger_${suffix}`;
 /** A member of authenticated allowed no connection at all: every attempt is 53300, too many connections. */
 const fullRole = `task_api_ff_full_${suffix}`;
+/** A login role with BYPASSRLS (and nothing else). */
+const bypassRole = `task_api_ff_bypass_${suffix}`;
 
 const serverUrl = () => inject('serverUrl');
 /** The direct (never pooled) URL of a database in the test server, as `user`. */
@@ -55,6 +57,7 @@ beforeAll(async () => {
     await db.query(`create database ${databaseName} owner ${ownerRole}`);
     await db.query(`create role ${strangerRole} login password 'stranger-password'`);
     await db.query(`create role ${fullRole} login password 'full-password' connection limit 0`);
+    await db.query(`create role ${bypassRole} login password 'bypass-password' bypassrls`);
   });
   passwordsChecked = await admin(async () => false, urlAs(testDatabase(), 'authenticator', 'not-the-password')).catch(() => true);
 });
@@ -66,6 +69,7 @@ afterAll(async () => {
     await db.query(`drop role if exists ${ownerRole}`);
     await db.query(`drop role if exists ${strangerRole}`);
     await db.query(`drop role if exists ${fullRole}`);
+    await db.query(`drop role if exists ${bypassRole}`);
   });
 });
 
@@ -223,6 +227,14 @@ describe('a login role that may not become authenticated', () => {
       const answer = await app.app.inject({ url: '/api/tasks', headers: bearer(await tokenFor(newUser('stranger'))) });
       expectProblem(answer, 500, '/problems/misconfigured');
     });
+  });
+});
+
+describe('a role with BYPASSRLS', () => {
+  it('npm start exits non-zero: row-level security does not apply to it', async () => {
+    const exit = await startFails(urlAs(testDatabase(), bypassRole, 'bypass-password'));
+    expect(exit.stderr).toContain(`"${bypassRole}", which has BYPASSRLS`);
+    expect(exit.stderr).toMatch(/authenticator's URL/);
   });
 });
 
