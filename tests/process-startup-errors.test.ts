@@ -27,7 +27,7 @@ function expectOneLine(exit: ServerExit, setting: string) {
   expect(exit.code, output).not.toBe(0);
   expect(exit.code, output).not.toBeNull();
   expect(exit.stderr.trim().split('\n'), output).toHaveLength(1);
-  expect(exit.stderr, output).toMatch(/^task-api: cannot start: /);
+  expect(exit.stderr, output).toMatch(/^task-api: /);
   expect(exit.stderr, output).toContain(setting);
   expect(exit.stderr, output).not.toMatch(/\n\s+at |EADDRINUSE|Error:/);
   expect(exit.stdout, output).not.toMatch(/listening on/i);
@@ -73,7 +73,7 @@ describe('start-up failures an operator fixes', () => {
     await writeFile(file, 'x');
     const exit = await runServerUntilExit({ DATA_DIR: path.join(file, 'data') });
     expectOneLine(exit, 'DATA_DIR');
-    expect(exit.stderr).toMatch(/not a directory/);
+    expect(exit.stderr).toContain(file);
   });
 
   // Root may write anywhere: as root, the gateway runs as nobody (65534) here.
