@@ -5,11 +5,13 @@
 // `authenticated`) is a 500 "misconfigured" logged with its cause, never a
 // 503 "retry shortly" after seconds of retries, nor a 403.
 import { randomBytes } from 'node:crypto';
+import { readdirSync, readFileSync } from 'node:fs';
 import net from 'node:net';
+import path from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { withDatabase, withUser } from '../src/db/database.js';
-import { migrate } from '../src/db/migrate.js';
+import { migrate, projectRoot } from '../src/db/migrate.js';
 import { bearer, createTestApp, expectProblem, newUser, tokenFor, type TestApp } from './support/http.js';
 import { runServerUntilExit, type ServerExit } from './support/server-process.js';
 
@@ -41,6 +43,13 @@ async function admin<T>(fn: (client: pg.Client) => Promise<T>, url = serverUrl()
   }
 }
 
+/** The roles the migrations create (cluster-wide, so they already exist here). */
+function migrationRoles(): string[] {
+  const dir = path.join(projectRoot, 'migrations');
+  const text = readdirSync(dir).map((file) => readFileSync(path.join(dir, file), 'utf8')).join('\n');
+  return [...new Set([...text.matchAll(/^\s*create role (\w+)/gm)].map((match) => match[1]))];
+}
+
 /** Does the test server check passwords (the embedded one does; a trust-auth server does not)? */
 let passwordsChecked = false;
 
@@ -50,7 +59,7 @@ beforeAll(async () => {
     await db.query(`create role ${ownerRole} login password '${ownerPassword}' createrole createdb nosuperuser nobypassrls inherit`);
     if (major >= 16) {
       // What CREATE ROLE would have given the creator of the API roles on 16+.
-      for (const role of ['anon', 'authenticated', 'authenticator', 'idempotency_janitor', 'task_probe']) {
+      for (const role of migrationRoles()) {
         await db.query(`grant ${role} to ${ownerRole} with admin option, inherit false, set false`);
       }
     }
