@@ -178,6 +178,7 @@ export function createRequestRunner(options: RequestRunnerOptions): RequestRunne
         client = await connectWithRetry(options.pool, Math.max(0, deadline - Date.now()));
       } catch (error) {
         releaseSlot();
+        if (isPermanentConnectError(error)) throw new DatabaseMisconfiguredError(explainPermanentError(error)!, { cause: error });
         gate?.connectFailed();
         throw new DatabaseUnavailableError('could not connect to the database', { cause: error });
       }
@@ -209,6 +210,8 @@ export function createRequestRunner(options: RequestRunnerOptions): RequestRunne
           continue;
         }
         releaseSlot();
+        const misconfigured = isServerError(error) ? misconfiguration(error) : undefined;
+        if (misconfigured) throw new DatabaseMisconfiguredError(misconfigured, { cause: error });
         if (isServerError(error) || error instanceof TypeError) throw error;
         throw new DatabaseUnavailableError('the database connection failed', { cause: error });
       }

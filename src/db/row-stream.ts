@@ -171,6 +171,8 @@ export class StreamedTransaction {
   handleCopyData(): void {}
 
   handleError(error: Error): void {
+    // Which statement failed (see transaction-pipeline.ts).
+    (error as Error & { statementIndex?: number }).statementIndex = this.statementIndex;
     this.finish(error);
   }
 
