@@ -20,7 +20,8 @@
 // exactly as before streaming existed, in the same single round trip.
 import { Readable } from 'node:stream';
 import type { RawDataRow } from './raw-row-client.js';
-import { toWire, type Connection, type PipelinedStatement } from './transaction-pipeline.js';
+import { PipelineWriter, wireValuesOf } from './pipeline-writer.js';
+import type { Connection, PipelinedStatement } from './transaction-pipeline.js';
 
 /** Renders rows into bytes that can be taken piece by piece. */
 export interface ChunkedCollector {
@@ -83,8 +84,7 @@ export class StreamedTransaction {
   private rejectStarted!: (error: Error) => void;
   private connection?: StreamConnection;
   private statementIndex = 0;
-  private readonly parsing: string[] = [];
-  private parsed = 0;
+  private readonly writer: PipelineWriter;
   private body?: ListBody;
   private paused = false;
   private resuming = false;
@@ -95,9 +95,6 @@ export class StreamedTransaction {
   private startedAt = 0;
   private bytesHandedOver = 0;
   private collectorError?: Error;
-  private readonly onParseComplete = () => {
-    this.parsed += 1;
-  };
 
   constructor(
     private readonly statements: PipelinedStatement[],
@@ -109,35 +106,21 @@ export class StreamedTransaction {
       this.rejectStarted = reject;
     });
     this.started.catch(() => {}); // observed by the caller; never an unhandled rejection
+    this.writer = new PipelineWriter(statements);
   }
 
   submit(connection: StreamConnection): Error | null {
     let values: (string | null)[][];
     try {
-      values = this.statements.map((statement) => statement.values.map(toWire));
+      values = wireValuesOf(this.statements);
     } catch (error) {
       return error as Error;
     }
     this.connection = connection;
     this.startedAt = Date.now();
-    connection.on('parseComplete', this.onParseComplete);
+    this.writer.listen(connection);
     this.timer = setTimeout(() => this.abandon(new ListAbandonedError('the list was not read within the statement timeout')), this.options.deadlineMs);
-    connection.stream.cork();
-    try {
-      this.statements.forEach((statement, i) => {
-        const name = statement.name ?? '';
-        if (!name || connection.parsedStatements[name] !== statement.text) {
-          connection.parse({ text: statement.text, name, types: [] });
-          this.parsing.push(name);
-        }
-        connection.bind({ portal: '', statement: name, values: values[i] });
-        connection.describe({ type: 'P', name: '' });
-        connection.execute({ portal: '', rows: 0 });
-      });
-      connection.sync();
-    } finally {
-      connection.stream.uncork();
-    }
+    this.writer.write(connection, values);
     return null;
   }
 
@@ -263,10 +246,7 @@ export class StreamedTransaction {
         this.paused = false;
         connection.stream.resume();
       }
-      connection.removeListener('parseComplete', this.onParseComplete);
-      for (const name of this.parsing.slice(0, this.parsed)) {
-        if (name) connection.parsedStatements[name] = this.statements.find((s) => s.name === name)!.text;
-      }
+      this.writer.settle(connection);
     }
     const failure = error ?? this.collectorError;
     if (failure && !this.settled) {

@@ -12,6 +12,7 @@
 // src/db/task-json-bytes.ts.
 import type pg from 'pg';
 import type { RawDataRow } from './raw-row-client.js';
+import { PipelineWriter, wireValuesOf } from './pipeline-writer.js';
 
 export interface PipelinedStatement {
   /** A name makes it a prepared statement, parsed once per connection. */
@@ -48,18 +49,6 @@ export function rowsOf<Row extends RawRow>(): RowCollector<Row[]> {
   return { add: (row) => rows.push(row.fields as Row), finish: () => rows };
 }
 
-/** Values as text for the wire; only the types the gateway sends. */
-export function toWire(value: unknown): string | null {
-  if (value === null || value === undefined) return null;
-  if (typeof value === 'string') return value;
-  if (typeof value === 'boolean') return value ? 'true' : 'false';
-  if (typeof value === 'number' && Number.isFinite(value)) return String(value);
-  if (Array.isArray(value) && value.every((item) => typeof item === 'string' && /^-?\d+$/.test(item))) {
-    return `{${value.join(',')}}`; // integer arrays (If-Match versions) need no quoting
-  }
-  throw new TypeError(`cannot send a ${typeof value} as a statement parameter`);
-}
-
 /** Whether any byte of a batch was handed to the connection: until then its outcome is known (nothing happened). */
 export interface BatchProgress {
   sent: boolean;
@@ -73,48 +62,30 @@ export class PipelinedTransaction<Result> {
 
   private connection?: Connection;
   private statementIndex = 0;
-  /** Names of the statements whose Parse was sent, in order; '' for unnamed. */
-  private readonly parsing: string[] = [];
-  private parsed = 0;
+  private readonly writer: PipelineWriter;
   private finished = false;
   /** A row the collector refused; reported at the end of the batch. */
   private collectorError?: Error;
-  private readonly onParseComplete = () => {
-    this.parsed += 1;
-  };
 
   constructor(
     private readonly statements: PipelinedStatement[],
     private readonly collector: RowCollector<Result>,
     private readonly progress: BatchProgress = { sent: false },
-  ) {}
+  ) {
+    this.writer = new PipelineWriter(statements);
+  }
 
   submit(connection: Connection): Error | null {
     let values: (string | null)[][];
     try {
-      values = this.statements.map((statement) => statement.values.map(toWire));
+      values = wireValuesOf(this.statements);
     } catch (error) {
       return error as Error;
     }
     this.connection = connection;
     this.progress.sent = true;
-    connection.on('parseComplete', this.onParseComplete);
-    connection.stream.cork();
-    try {
-      this.statements.forEach((statement, i) => {
-        const name = statement.name ?? '';
-        if (!name || connection.parsedStatements[name] !== statement.text) {
-          connection.parse({ text: statement.text, name, types: [] });
-          this.parsing.push(name);
-        }
-        connection.bind({ portal: '', statement: name, values: values[i] });
-        connection.describe({ type: 'P', name: '' });
-        connection.execute({ portal: '', rows: 0 });
-      });
-      connection.sync();
-    } finally {
-      connection.stream.uncork();
-    }
+    this.writer.listen(connection);
+    this.writer.write(connection, values);
     return null;
   }
 
@@ -164,14 +135,7 @@ export class PipelinedTransaction<Result> {
     if (this.finished) return;
     this.finished = true;
     const connection = this.connection;
-    if (connection) {
-      connection.removeListener('parseComplete', this.onParseComplete);
-      // PostgreSQL answers Parses in order and stops at an error, so the
-      // first `parsed` named statements now exist on this connection.
-      for (const name of this.parsing.slice(0, this.parsed)) {
-        if (name) connection.parsedStatements[name] = this.statements.find((s) => s.name === name)!.text;
-      }
-    }
+    if (connection) this.writer.settle(connection);
     if (error) return this.callback?.(error);
     if (this.collectorError) return this.callback?.(this.collectorError);
     let result: Result;
