@@ -16,29 +16,19 @@
 // Both also check that psql -f db/audit.sql and npm run db:audit agree.
 // Nothing here goes through the gateway's pooler, so the PgBouncer run of the
 // suite (TEST_PGBOUNCER=1) skips this file rather than repeat it.
-import { execFile, execFileSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { promisify } from 'node:util';
-import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { auditSqlPath, runAuditOn, type AuditResult } from '../src/db/audit.js';
 import { withDatabase, withUser } from '../src/db/database.js';
 import { migrate, projectRoot } from '../src/db/migrate.js';
 import { AUDIT_MUTATIONS, type AuditMutation } from './support/audit-mutations.js';
-import { serverUrl } from './support/database.js';
+import { serverUrl, withClient } from './support/database.js';
+import { psqlAvailable } from './support/psql.js';
 
 const execFileAsync = promisify(execFile);
 const API_ROLES = ['anon', 'authenticated', 'authenticator', 'idempotency_janitor', 'task_list_versioner', 'task_probe'];
-
-async function withClient<T>(url: string, fn: (client: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  try {
-    return await fn(client);
-  } finally {
-    await client.end();
-  }
-}
 
 interface Scenario {
   name: string;
@@ -156,14 +146,6 @@ async function psqlAndNpm(url: string) {
   return { psql, npm };
 }
 
-const psqlAvailable = (() => {
-  try {
-    execFileSync('psql', ['--version'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-})();
 if (!psqlAvailable) console.warn('tests/db-audit-mutations.test.ts: psql is not installed (apt-get install postgresql-client): the psql comparison is skipped');
 
 const skipped = process.env.TEST_PGBOUNCER === '1';

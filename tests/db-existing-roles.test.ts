@@ -11,26 +11,15 @@
 // PostgreSQL 16+ only a role's creator (ADMIN OPTION) may alter it or grant
 // it; on 15 any CREATEROLE role may, so some outcomes differ by version.
 import { randomBytes } from 'node:crypto';
-import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runAudit } from '../src/db/audit.js';
 import { setAuthenticatorPassword, withDatabase, withUser } from '../src/db/database.js';
 import { migrate } from '../src/db/migrate.js';
-import { serverUrl } from './support/database.js';
+import { serverUrl, withClient } from './support/database.js';
 import { bearer, createTestApp, json, tokenFor } from './support/http.js';
 import { binDirFor, startPrivateCluster, type PrivateCluster } from './support/private-cluster.js';
 
 const API_ROLES = ['anon', 'anonymous', 'authenticated', 'authenticator', 'idempotency_janitor', 'task_probe'];
-
-async function withClient<T>(url: string, fn: (client: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  try {
-    return await fn(client);
-  } finally {
-    await client.end();
-  }
-}
 
 describe('the roles migration where API roles already exist, made by another role', () => {
   let cluster: PrivateCluster;

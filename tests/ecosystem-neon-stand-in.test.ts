@@ -2,7 +2,7 @@
 // (tests/support/neon-stand-in.ts: TLS + SCRAM only, a neondb_owner-like
 // owner, PgBouncer 1.18 in transaction mode as the pooled host), and what the
 // URL's sslmode and channel_binding ask for, honoured exactly.
-import { execFile, execFileSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../src/config.js';
@@ -10,18 +10,11 @@ import { connectClient } from '../src/db/connection-settings.js';
 import { projectRoot } from '../src/db/migrate.js';
 import { createPool } from '../src/db/pool.js';
 import { connect, serverUrl } from './support/database.js';
+import { psqlAvailable } from './support/psql.js';
 import { bearer, createTestApp, json, TEST_JWT_SECRET, tokenFor } from './support/http.js';
 import { npmRun, startNeonStandIn, type NeonStandIn } from './support/neon-stand-in.js';
 
 const execFileAsync = promisify(execFile);
-const psqlAvailable = (() => {
-  try {
-    execFileSync('psql', ['--version'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-})();
 
 let neon: NeonStandIn;
 // Its own cluster and PgBouncer: the CI's PgBouncer run would only repeat it.

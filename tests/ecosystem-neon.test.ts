@@ -21,16 +21,16 @@
 // one calls migrate() and lets the setup script set the password.
 // The setup script is plain psql, so both need psql (postgresql-client); they
 // are skipped, saying so, where it is missing.
-import { execFile, execFileSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runAudit } from '../src/db/audit.js';
 import { withDatabase, withUser } from '../src/db/database.js';
 import { migrate, projectRoot } from '../src/db/migrate.js';
-import { appUrl, becomeUser, serverUrl } from './support/database.js';
+import { appUrl, becomeUser, serverUrl, withClient } from './support/database.js';
+import { psqlAvailable } from './support/psql.js';
 import { binDirFor, startPrivateCluster, type PrivateCluster } from './support/private-cluster.js';
 import { bearer, createTestApp, json, tokenFor } from './support/http.js';
 
@@ -39,25 +39,7 @@ const execFileAsync = promisify(execFile);
 const API_ROLES = ['anon', 'anonymous', 'authenticated', 'authenticator', 'idempotency_janitor', 'task_list_versioner', 'task_probe'];
 const SETUP_SQL = path.join(projectRoot, 'scripts', 'neon-setup.sql');
 
-const psqlAvailable = (() => {
-  try {
-    execFileSync('psql', ['--version'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-})();
 if (!psqlAvailable) console.warn('tests/ecosystem-neon.test.ts: psql is not installed (apt-get install postgresql-client): skipped');
-
-async function withClient<T>(url: string, fn: (client: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  try {
-    return await fn(client);
-  } finally {
-    await client.end();
-  }
-}
 
 const sql = (url: string, text: string, values: unknown[] = []) => withClient(url, (c) => c.query(text, values));
 

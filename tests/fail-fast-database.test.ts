@@ -12,6 +12,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { withDatabase, withUser } from '../src/db/database.js';
 import { migrate, projectRoot } from '../src/db/migrate.js';
+import { withClient } from './support/database.js';
 import { bearer, createTestApp, expectProblem, newUser, tokenFor, type TestApp } from './support/http.js';
 import { runServerUntilExit, type ServerExit } from './support/server-process.js';
 
@@ -34,13 +35,7 @@ const urlAs = (database: string, user: string, password: string) => withUser(wit
 const testDatabase = () => new URL(inject('ownerUrl')).pathname.slice(1);
 
 async function admin<T>(fn: (client: pg.Client) => Promise<T>, url = serverUrl()): Promise<T> {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  try {
-    return await fn(client);
-  } finally {
-    await client.end();
-  }
+  return withClient(url, fn);
 }
 
 /** The roles the migrations create (cluster-wide, so they already exist here). */

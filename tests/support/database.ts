@@ -14,6 +14,16 @@ export async function connect(url = ownerUrl()): Promise<pg.Client> {
   return client;
 }
 
+/** Runs fn on a new connection to `url`, closed afterwards. */
+export async function withClient<T>(url: string, fn: (client: pg.Client) => Promise<T>): Promise<T> {
+  const client = await connect(url);
+  try {
+    return await fn(client);
+  } finally {
+    await client.end();
+  }
+}
+
 /** Sets the role and claims the way the gateway does (transaction-local). */
 export async function becomeUser(client: pg.ClientBase, sub: string | null, role = 'authenticated') {
   await client.query(
