@@ -1,10 +1,10 @@
 // The database disappears under a running gateway process: it answers 503
 // (never 500, never a hang), readiness flips, and it recovers by itself.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { inject } from 'vitest';
 import { tokenFor, newUser } from './support/http.js';
-import { startServerProcess, type ServerProcess } from './support/server-process.js';
-import { startTcpProxy, type TcpProxy } from './support/tcp-proxy.js';
+import { startProxiedServer } from './support/proxied-server.js';
+import type { ServerProcess } from './support/server-process.js';
+import type { TcpProxy } from './support/tcp-proxy.js';
 
 const REQUEST_BOUND_MS = 8_000;
 
@@ -12,15 +12,11 @@ let proxy: TcpProxy;
 let server: ServerProcess;
 
 beforeAll(async () => {
-  const appUrl = new URL(inject('appUrl'));
-  proxy = await startTcpProxy(appUrl.hostname, Number(appUrl.port || 5432));
-  server = await startServerProcess({
-    DATABASE_URL: proxy.urlFor(inject('appUrl')),
-    DB_PREPARED_STATEMENTS: process.env.TEST_PREPARED_STATEMENTS ?? 'true',
+  ({ proxy, server } = await startProxiedServer({
     DB_CONNECT_TIMEOUT_MS: '1000',
     DB_CONNECT_RETRY_MS: '300',
     DB_STATEMENT_TIMEOUT_MS: '2000',
-  });
+  }));
 });
 
 afterAll(async () => {

@@ -6,22 +6,19 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { newUser, tokenFor } from './support/http.js';
-import { startServerProcess, type ServerProcess } from './support/server-process.js';
-import { startTcpProxy, type TcpProxy } from './support/tcp-proxy.js';
+import { startProxiedServer } from './support/proxied-server.js';
+import type { ServerProcess } from './support/server-process.js';
+import type { TcpProxy } from './support/tcp-proxy.js';
 
 let proxy: TcpProxy;
 let server: ServerProcess;
 
 beforeAll(async () => {
-  const appUrl = new URL(inject('appUrl'));
-  proxy = await startTcpProxy(appUrl.hostname, Number(appUrl.port || 5432));
-  server = await startServerProcess({
-    DATABASE_URL: proxy.urlFor(inject('appUrl')),
-    DB_PREPARED_STATEMENTS: process.env.TEST_PREPARED_STATEMENTS ?? 'true',
+  ({ proxy, server } = await startProxiedServer({
     DB_CONNECT_TIMEOUT_MS: '1000',
     DB_CONNECT_RETRY_MS: '300',
     DB_STATEMENT_TIMEOUT_MS: '500',
-  });
+  }));
 });
 
 afterAll(async () => {
