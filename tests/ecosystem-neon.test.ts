@@ -29,6 +29,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runAudit } from '../src/db/audit.js';
 import { withDatabase, withUser } from '../src/db/database.js';
 import { migrate, projectRoot } from '../src/db/migrate.js';
+import { API_ROLES } from './support/api-roles.js';
 import { appUrl, becomeUser, serverUrl, withClient } from './support/database.js';
 import { psqlAvailable } from './support/psql.js';
 import { binDirFor, startPrivateCluster, type PrivateCluster } from './support/private-cluster.js';
@@ -36,7 +37,6 @@ import { bearer, createTestApp, json, tokenFor } from './support/http.js';
 
 const execFileAsync = promisify(execFile);
 
-const API_ROLES = ['anon', 'anonymous', 'authenticated', 'authenticator', 'idempotency_janitor', 'task_list_versioner', 'task_probe'];
 const SETUP_SQL = path.join(projectRoot, 'scripts', 'neon-setup.sql');
 
 if (!psqlAvailable) console.warn('tests/ecosystem-neon.test.ts: psql is not installed (apt-get install postgresql-client): skipped');

@@ -5,13 +5,12 @@
 // `authenticated`) is a 500 "misconfigured" logged with its cause, never a
 // 503 "retry shortly" after seconds of retries, nor a 403.
 import { randomBytes } from 'node:crypto';
-import { readdirSync, readFileSync } from 'node:fs';
 import net from 'node:net';
-import path from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { withDatabase, withUser } from '../src/db/database.js';
-import { migrate, projectRoot } from '../src/db/migrate.js';
+import { migrate } from '../src/db/migrate.js';
+import { API_ROLES } from './support/api-roles.js';
 import { withClient } from './support/database.js';
 import { bearer, createTestApp, expectProblem, newUser, tokenFor, type TestApp } from './support/http.js';
 import { runServerUntilExit, type ServerExit } from './support/server-process.js';
@@ -38,13 +37,6 @@ async function admin<T>(fn: (client: pg.Client) => Promise<T>, url = serverUrl()
   return withClient(url, fn);
 }
 
-/** The roles the migrations create (cluster-wide, so they already exist here). */
-function migrationRoles(): string[] {
-  const dir = path.join(projectRoot, 'migrations');
-  const text = readdirSync(dir).map((file) => readFileSync(path.join(dir, file), 'utf8')).join('\n');
-  return [...new Set([...text.matchAll(/^\s*create role (\w+)/gm)].map((match) => match[1]))];
-}
-
 /** Does the test server check passwords (the embedded one does; a trust-auth server does not)? */
 let passwordsChecked = false;
 
@@ -54,7 +46,7 @@ beforeAll(async () => {
     await db.query(`create role ${ownerRole} login password '${ownerPassword}' createrole createdb nosuperuser nobypassrls inherit`);
     if (major >= 16) {
       // What CREATE ROLE would have given the creator of the API roles on 16+.
-      for (const role of migrationRoles()) {
+      for (const role of API_ROLES) { // cluster-wide, so they already exist here
         await db.query(`grant ${role} to ${ownerRole} with admin option, inherit false, set false`);
       }
     }
