@@ -10,7 +10,7 @@ import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { withUser } from '../src/db/database.js';
-import { ownerUrl, uniqueSub } from './support/database.js';
+import { committedOn, ownerUrl, uniqueSub, withClient } from './support/database.js';
 import { bearer, createTestApp, json, tokenFor, type TestApp } from './support/http.js';
 
 /** A login role shaped like PostgREST's authenticator, for the Data API. */
@@ -19,13 +19,7 @@ const dataApiPassword = randomBytes(12).toString('hex');
 let testApp: TestApp;
 
 async function owner<T>(fn: (client: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client({ connectionString: ownerUrl() });
-  await client.connect();
-  try {
-    return await fn(client);
-  } finally {
-    await client.end();
-  }
+  return withClient(ownerUrl(), fn);
 }
 
 beforeAll(async () => {
@@ -53,11 +47,8 @@ async function dataApi<T>(
   request: { method: string; path: string },
   fn: (db: pg.Client) => Promise<T>,
 ): Promise<T> {
-  const client = new pg.Client({ connectionString: withUser(ownerUrl(), dataApiRole, dataApiPassword) });
-  await client.connect();
-  try {
-    await client.query('begin');
-    await client.query(
+  const setUp = (client: pg.Client) =>
+    client.query(
       `select set_config('search_path', 'api', true),
               set_config('role', $1, true),
               set_config('request.jwt.claims', $2, true),
@@ -66,15 +57,7 @@ async function dataApi<T>(
               set_config('request.headers', '{"accept":"application/json"}', true)`,
       [claims ? 'authenticated' : 'anonymous', claims ? JSON.stringify(claims) : '', request.method, request.path],
     );
-    const result = await fn(client);
-    await client.query('commit');
-    return result;
-  } catch (error) {
-    await client.query('rollback').catch(() => {});
-    throw error;
-  } finally {
-    await client.end();
-  }
+  return committedOn(withUser(ownerUrl(), dataApiRole, dataApiPassword), setUp, fn);
 }
 
 const claimsOf = (sub: string) => ({ sub, role: 'authenticated', exp: Math.floor(Date.now() / 1000) + 600 });

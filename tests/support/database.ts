@@ -113,10 +113,22 @@ export async function errorOf(client: pg.ClientBase, text: string, values: unkno
  * as `authenticated` with sub's claims: exactly what the gateway does per request.
  */
 export async function committedAsUser<T>(sub: string, fn: (client: pg.Client) => Promise<T>): Promise<T> {
-  const client = await connect(appUrl());
+  return committedOn(appUrl(), (client) => becomeUser(client, sub), fn);
+}
+
+/**
+ * Runs setUp then fn in one transaction on a new connection to `url`:
+ * committed when both succeed, else rolled back and the error rethrown.
+ */
+export async function committedOn<T>(
+  url: string,
+  setUp: (client: pg.Client) => Promise<unknown>,
+  fn: (client: pg.Client) => Promise<T>,
+): Promise<T> {
+  const client = await connect(url);
   try {
     await client.query('begin');
-    await becomeUser(client, sub);
+    await setUp(client);
     const result = await fn(client);
     await client.query('commit');
     return result;
