@@ -83,6 +83,19 @@ describe('SIGKILL during a write stream (embedded database)', () => {
   });
 });
 
+/**
+ * Holds task `id`'s row lock in a transaction on `owner` and starts a toggle
+ * of it, which stays in flight until that transaction ends; waits for the
+ * toggle to reach the database.
+ */
+async function toggleHeldByRowLock(owner: pg.Client, api: ReturnType<typeof client>, id: string) {
+  await owner.query('begin');
+  await owner.query('select 1 from api.tasks where id = $1 for update', [id]);
+  const inFlight = api('PATCH', `/api/tasks/${id}/complete`);
+  await new Promise((r) => setTimeout(r, 300));
+  return { inFlight };
+}
+
 describe('SIGTERM', () => {
   it('finishes an in-flight request, refuses new connections, and exits 0', async () => {
     const server = await start({ DATABASE_URL: inject('appUrl'), DB_PREPARED_STATEMENTS: process.env.TEST_PREPARED_STATEMENTS ?? 'true' });
@@ -93,11 +106,7 @@ describe('SIGTERM', () => {
       const api = client(server, token);
       const created = await api('POST', '/api/tasks', { title: 'held' });
 
-      // Hold the task's row lock so the toggle stays in flight.
-      await owner.query('begin');
-      await owner.query('select 1 from api.tasks where id = $1 for update', [created.body.id]);
-      const inFlight = api('PATCH', `/api/tasks/${created.body.id}/complete`);
-      await new Promise((r) => setTimeout(r, 300));
+      const { inFlight } = await toggleHeldByRowLock(owner, api, created.body.id);
 
       server.child.kill('SIGTERM');
       await new Promise((r) => setTimeout(r, 300));
@@ -170,10 +179,7 @@ describe('SIGTERM drain with a grace period', () => {
       const created = await api('POST', '/api/tasks', { title: 'held' });
       expect(await kept.get('/health/live')).toEqual({ status: 200, connectionClose: false });
 
-      await owner.query('begin');
-      await owner.query('select 1 from api.tasks where id = $1 for update', [created.body.id]);
-      const inFlight = api('PATCH', `/api/tasks/${created.body.id}/complete`);
-      await new Promise((r) => setTimeout(r, 300));
+      const { inFlight } = await toggleHeldByRowLock(owner, api, created.body.id);
 
       server.child.kill('SIGTERM');
       await new Promise((r) => setTimeout(r, 200));
