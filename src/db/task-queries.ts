@@ -106,13 +106,9 @@ function listStatement(query: ListQuery, knownVersions: string[]): Statement {
   } else {
     const after = query.after;
     const limit = param(query.limit);
-    const pageFrom = (size: string) =>
-      `api.list_tasks_page(${[
-        `${param(query.sort)}::text`,
-        `${param(completed)}::boolean`,
-        size,
-        ...(after ? [`${param(after.createdAt)}::timestamptz`, `${param(after.id)}::uuid`, `${param(after.title ?? null)}::text`] : []),
-      ].join(', ')})`;
+    const sortAndStatus = `${param(query.sort)}::text, ${param(completed)}::boolean`;
+    const position = after ? `, ${param(after.createdAt)}::timestamptz, ${param(after.id)}::uuid, ${param(after.title ?? null)}::text` : '';
+    const pageFrom = (size: string) => `api.list_tasks_page(${sortAndStatus}, ${size}${position})`;
     tasks = `select ${TASK_COLUMNS} from ${pageFrom(`${limit}::int`)} where ${unchanged}`;
     versionRow =
       'select next.id, null, next.title, null, null, next.created_at, null, version from list_version ' +
